@@ -1,0 +1,197 @@
+//! Configuration, read from environment variables. Every variable has a documented default (see the
+//! README), so a machine with a local PostgreSQL needs no set-up at all.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rand::RngExt;
+
+/// The database a bare `cargo run` talks to.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tutoring";
+
+/// Where the server runs: production refuses to start without an explicit JWT secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Everything the application needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub bind_addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it answers `503`.
+    pub acquire_timeout: Duration,
+    /// Create the database when it does not exist yet, then run the migrations.
+    pub create_if_missing: bool,
+}
+
+/// Token and password settings.
+#[derive(Clone)]
+pub struct AuthSettings {
+    pub jwt_secret: Vec<u8>,
+    /// True when the secret was made up at start-up (tokens die with the process).
+    pub jwt_secret_is_ephemeral: bool,
+    pub token_ttl: Duration,
+    pub bcrypt_cost: u32,
+    /// Threads dedicated to bcrypt, off the request-serving threads.
+    pub hasher_threads: usize,
+    /// How often each node reloads revoked tokens from the database.
+    pub revocation_poll: Duration,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &"<redacted>")
+            .field("jwt_secret_is_ephemeral", &self.jwt_secret_is_ephemeral)
+            .field("token_ttl", &self.token_ttl)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("hasher_threads", &self.hasher_threads)
+            .field("revocation_poll", &self.revocation_poll)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let environment = match get("APP_ENV").as_deref().map(str::to_ascii_lowercase) {
+            None => Environment::Development,
+            Some(v) if v == "development" || v == "dev" || v == "local" => Environment::Development,
+            Some(v) if v == "production" || v == "prod" => Environment::Production,
+            Some(other) => bail!("APP_ENV must be `development` or `production`, not `{other}`"),
+        };
+        let bind_addr = get("BIND_ADDR")
+            .unwrap_or_else(|| "0.0.0.0:8080".to_owned())
+            .parse()
+            .context("BIND_ADDR must be an address such as 0.0.0.0:8080")?;
+
+        let database = DatabaseSettings {
+            url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            max_connections: parse_or(&get, "DATABASE_MAX_CONNECTIONS", 20)?,
+            acquire_timeout: Duration::from_millis(parse_or(
+                &get,
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                2_000,
+            )?),
+            create_if_missing: true,
+        };
+
+        let (jwt_secret, jwt_secret_is_ephemeral) = match get("JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                bail!("JWT_SECRET must be at least 32 bytes long")
+            }
+            Some(secret) => (secret.into_bytes(), false),
+            None if environment == Environment::Production => {
+                bail!("JWT_SECRET is required when APP_ENV=production")
+            }
+            None => (random_secret(), true),
+        };
+        let bcrypt_cost = parse_or(&get, "BCRYPT_COST", 12)?;
+        if !(4..=31).contains(&bcrypt_cost) {
+            bail!("BCRYPT_COST must be between 4 and 31");
+        }
+        let default_threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let auth = AuthSettings {
+            jwt_secret,
+            jwt_secret_is_ephemeral,
+            token_ttl: Duration::from_secs(parse_or(&get, "JWT_TTL_SECONDS", 86_400)?),
+            bcrypt_cost,
+            hasher_threads: parse_or(&get, "HASHER_THREADS", default_threads)?.max(1),
+            revocation_poll: Duration::from_millis(parse_or(&get, "REVOCATION_POLL_MS", 500)?),
+        };
+
+        Ok(Self {
+            environment,
+            bind_addr,
+            database,
+            auth,
+        })
+    }
+}
+
+fn parse_or<T>(get: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> anyhow::Result<T>
+where
+    T: std::str::FromStr,
+{
+    match get(key) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{key} has an invalid value `{raw}`")),
+    }
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 64];
+    rand::rng().fill(&mut secret[..]);
+    secret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|key| vars.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_on_8080_against_the_local_database() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.bind_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.database.url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.auth.bcrypt_cost, 12);
+        assert!(s.auth.jwt_secret_is_ephemeral);
+        assert_eq!(s.auth.jwt_secret.len(), 64);
+    }
+
+    #[test]
+    fn production_without_a_jwt_secret_is_refused() {
+        let err = settings(&[("APP_ENV", "production")]).expect_err("must fail");
+        assert!(err.to_string().contains("JWT_SECRET"));
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused() {
+        assert!(settings(&[("JWT_SECRET", "short")]).is_err());
+    }
+
+    #[test]
+    fn an_out_of_range_bcrypt_cost_is_refused() {
+        assert!(settings(&[("BCRYPT_COST", "3")]).is_err());
+        assert!(settings(&[("BCRYPT_COST", "ten")]).is_err());
+        assert_eq!(
+            settings(&[("BCRYPT_COST", "4")])
+                .expect("valid")
+                .auth
+                .bcrypt_cost,
+            4
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Pure types and rules of the product: parsed once at the edge, trusted everywhere after.
+//! Nothing in here performs I/O.
+
+mod email;
+mod money;
+mod password;
+mod profile;
+mod role;
+mod tag;
+mod timezone;
+
+pub use email::Email;
+pub use money::{Currency, Money, MoneyDto};
+pub use password::Password;
+pub use profile::{Bio, Institution, PersonName, Specializations};
+pub use role::Role;
+pub use tag::TutorTag;
+pub use timezone::TimeZone;
+
+/// Why a raw value was refused; the message is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+impl InvalidValue {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Trims `raw` and checks it has `min..=max` characters and no control characters.
+fn bounded_text(raw: &str, min: usize, max: usize, what: &str) -> Result<String, InvalidValue> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars < min {
+        return Err(if min == 1 {
+            InvalidValue::new(format!("{what} must not be empty"))
+        } else {
+            InvalidValue::new(format!("{what} must have at least {min} characters"))
+        });
+    }
+    if chars > max {
+        return Err(InvalidValue::new(format!(
+            "{what} must have at most {max} characters"
+        )));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(InvalidValue::new(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}

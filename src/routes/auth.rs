@@ -1,0 +1,152 @@
+//! `/auth/*`: register, login, logout and the current token's session.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::accounts::{NewAccountBody, create_account, parse_new_account, parse_tutor_changes};
+use super::json::ApiJson;
+use super::views::UserView;
+use crate::auth::{Auth, AuthUser};
+use crate::domain::Role;
+use crate::error::{ApiError, FieldErrors};
+use crate::store::{accounts, auth_sessions, login_failures};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/auth/register").route(web::post().to(register)))
+        .service(web::resource("/auth/login").route(web::post().to(login)))
+        .service(web::resource("/auth/logout").route(web::post().to(logout)))
+        .service(web::resource("/auth/session").route(web::get().to(session)));
+}
+
+/// `POST /auth/register`: a new student or tutor (a tutor gets a tag).
+async fn register(
+    db: web::Data<PgPool>,
+    auth: web::Data<Auth>,
+    ApiJson(body): ApiJson<NewAccountBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let account = parse_new_account(&mut errors, &body.email, &body.password, &body.name);
+    let role = match body.role.as_deref() {
+        Some(raw) => errors.check("role", raw.parse::<Role>()),
+        None => {
+            errors.push("role", "is required: `student` or `tutor`");
+            None
+        }
+    };
+    let tutor = match role {
+        Some(Role::Tutor) => Some(parse_tutor_changes(&mut errors, body.tutor_fields())),
+        Some(Role::Student) => {
+            body.tutor_fields().refuse_for_student(&mut errors);
+            None
+        }
+        None => None,
+    };
+    let (account, role) = errors.finish(account.zip(role))?;
+    let created = create_account(
+        &db,
+        &auth,
+        account,
+        role,
+        tutor.map(|t| t.into_new_profile()),
+        None,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(UserView::of(&created, Some(created.id))))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+    user_type: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginResponse {
+    token: String,
+    user_id: Uuid,
+    user_type: Role,
+    expires_at: DateTime<Utc>,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "the e-mail or password is incorrect")
+}
+
+/// `POST /auth/login`. The answer never says whether the e-mail exists: an unknown e-mail costs
+/// the same bcrypt check as a known one and fails the same way.
+async fn login(
+    db: web::Data<PgPool>,
+    auth: web::Data<Auth>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<web::Json<LoginResponse>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let wanted_role = body
+        .user_type
+        .as_deref()
+        .map(|raw| errors.check("user_type", Role::parse_user_type(raw)));
+    errors.finish(Some(()))?;
+    let email = body.email.trim();
+    if let Some(retry_after_secs) = login_failures::retry_after(db.get_ref(), email).await? {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let credentials = accounts::find_credentials(&db, email).await?;
+    let matches = match &credentials {
+        Some(c) => auth.hasher.verify(&body.password, &c.password_hash).await?,
+        None => auth.hasher.verify_decoy(&body.password).await?,
+    };
+    let Some(credentials) = credentials.filter(|_| matches) else {
+        login_failures::record(db.get_ref(), email).await?;
+        return Err(invalid_credentials());
+    };
+    let role_matches = wanted_role
+        .flatten()
+        .is_none_or(|role| role == credentials.role);
+    if credentials.deactivated_at.is_some() || !role_matches {
+        return Err(invalid_credentials());
+    }
+    let issued = auth.keys.issue(credentials.id, credentials.role)?;
+    auth_sessions::insert(db.get_ref(), &issued.claims).await?;
+    login_failures::clear(db.get_ref(), email).await?;
+    Ok(web::Json(LoginResponse {
+        token: issued.token,
+        user_id: credentials.id,
+        user_type: credentials.role,
+        expires_at: issued.claims.expires_at(),
+    }))
+}
+
+/// `POST /auth/logout`: revokes the presented token on every node.
+async fn logout(
+    db: web::Data<PgPool>,
+    auth: web::Data<Auth>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    auth_sessions::revoke(db.get_ref(), user.claims.jti).await?;
+    auth.revoked
+        .insert(user.claims.jti, user.claims.expires_at());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize)]
+struct SessionResponse {
+    token: String,
+    user_id: Uuid,
+    user_type: Role,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// `GET /auth/session`: what the presented token says.
+async fn session(user: AuthUser) -> web::Json<SessionResponse> {
+    web::Json(SessionResponse {
+        user_id: user.id(),
+        user_type: user.role(),
+        issued_at: user.claims.issued_at(),
+        expires_at: user.claims.expires_at(),
+        token: user.token,
+    })
+}

@@ -1,0 +1,73 @@
+//! HTTP in and out: one module per resource. Handlers parse requests into domain types, call the
+//! store, and answer with views; every failure is an [`ApiError`](crate::error::ApiError).
+
+mod accounts;
+mod auth;
+mod health;
+pub mod json;
+pub mod pagination;
+mod students;
+mod teachers;
+mod users;
+pub mod views;
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError, web};
+
+use crate::error::{ApiError, PROBLEM_JSON};
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    auth::configure(cfg);
+    users::configure(cfg);
+    teachers::configure(cfg);
+    students::configure(cfg);
+}
+
+/// The answer for a path no route serves.
+pub async fn unknown_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(
+        "not_found",
+        "no resource exists at this path",
+    ))
+}
+
+/// Rewrites error responses that did not come from [`ApiError`] (a `405` from the router, say)
+/// into problem documents, keeping their headers (`Allow`).
+pub fn problem_for_bare_error<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, detail) = match status.as_u16() {
+        404 => ("not_found", "no resource exists at this path"),
+        405 => (
+            "method_not_allowed",
+            "this path does not support this method",
+        ),
+        413 => ("payload_too_large", "the request is too large"),
+        400..=499 => ("bad_request", "the request could not be understood"),
+        _ => ("internal_error", "an unexpected error occurred"),
+    };
+    let (req, bare) = res.into_parts();
+    let mut problem: HttpResponse<BoxBody> =
+        ApiError::client(status, code, detail).error_response();
+    for (name, value) in bare.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    let res: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(req, problem).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}

@@ -1,0 +1,121 @@
+//! Wires the application together: database, authentication services, routes, and the HTTP
+//! server bound from configuration (port 0 in tests, read back with [`Application::port`]).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle, Service as _};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use futures_util::FutureExt as _;
+use sqlx::PgPool;
+
+use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
+use crate::configuration::Settings;
+use crate::routes::{self, json};
+use crate::store;
+
+/// How long a graceful stop waits for requests in flight.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    pool: PgPool,
+}
+
+impl Application {
+    /// Connects to the database (creating and migrating it as configured) and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = store::connect_and_migrate(&settings.database).await?;
+        Self::build_with_pool(settings, pool).await
+    }
+
+    /// Binds a server on an existing, migrated pool.
+    pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let revoked = Arc::new(RevokedTokens::default());
+        // Without the database, start anyway (health answers, the rest says 503) and load later.
+        let loaded_at = match revoked.refresh(&pool, None).await {
+            Ok(db_now) => Some(db_now),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not load revoked tokens; will retry");
+                None
+            }
+        };
+        Arc::clone(&revoked).spawn_poller(pool.clone(), settings.auth.revocation_poll, loaded_at);
+        let auth = Auth {
+            keys: Arc::new(TokenKeys::new(
+                &settings.auth.jwt_secret,
+                settings.auth.token_ttl,
+            )),
+            revoked,
+            hasher: PasswordHasher::start(settings.auth.hasher_threads, settings.auth.bcrypt_cost)?,
+        };
+
+        let listener = TcpListener::bind(settings.bind_addr)
+            .with_context(|| format!("binding {}", settings.bind_addr))?;
+        let address = listener.local_addr()?;
+        let db = web::Data::new(pool.clone());
+        let auth = web::Data::new(auth);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(db.clone())
+                .app_data(auth.clone())
+                .app_data(web::PathConfig::default().error_handler(json::path_error))
+                .app_data(web::QueryConfig::default().error_handler(json::query_error))
+                .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    srv.call(req).map(move |res| {
+                        if let Ok(res) = &res {
+                            let status = res.status().as_u16();
+                            let micros = started.elapsed().as_micros();
+                            if status >= 500 {
+                                tracing::warn!(%method, %path, status, micros, "request");
+                            } else {
+                                tracing::debug!(%method, %path, status, micros, "request");
+                            }
+                        }
+                        res
+                    })
+                })
+                .configure(routes::configure)
+                .default_service(web::to(routes::unknown_route))
+        })
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            address,
+            server,
+            pool,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM or SIGINT drain in-flight requests first), then closes
+    /// the database pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.pool.close().await;
+        result
+    }
+}

@@ -1,0 +1,76 @@
+//! Server-side records of issued tokens, so that a logout revokes a token on every node.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::auth::Claims;
+
+/// Records a token just issued.
+pub async fn insert(db: impl PgExecutor<'_>, claims: &Claims) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO auth_sessions (jti, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(claims.jti)
+    .bind(claims.sub)
+    .bind(claims.issued_at())
+    .bind(claims.expires_at())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks a token revoked (idempotent).
+pub async fn revoke(db: impl PgExecutor<'_>, jti: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = now() WHERE jti = $1 AND revoked_at IS NULL",
+    )
+    .bind(jti)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Revokes every live token of `user_id` except `keep`; returns what was revoked.
+pub async fn revoke_all_but(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    keep: Uuid,
+) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "UPDATE auth_sessions SET revoked_at = now() \
+         WHERE user_id = $1 AND jti <> $2 AND revoked_at IS NULL AND expires_at > now() \
+         RETURNING jti, expires_at",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .fetch_all(db)
+    .await
+}
+
+/// Unexpired tokens revoked since a point in time, and the database's clock when read.
+pub struct RevokedBatch {
+    pub revoked: Vec<(Uuid, DateTime<Utc>)>,
+    pub db_now: DateTime<Utc>,
+}
+
+/// Reads revocations made at or after `since` (all unexpired ones when `None`).
+pub async fn revoked_since(
+    pool: &PgPool,
+    since: Option<DateTime<Utc>>,
+) -> sqlx::Result<RevokedBatch> {
+    let mut tx = pool.begin().await?;
+    let db_now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let revoked = sqlx::query_as(
+        "SELECT jti, expires_at FROM auth_sessions \
+         WHERE revoked_at IS NOT NULL AND ($1::timestamptz IS NULL OR revoked_at >= $1) \
+           AND expires_at > now()",
+    )
+    .bind(since)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(RevokedBatch { revoked, db_now })
+}

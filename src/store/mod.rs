@@ -1,0 +1,96 @@
+//! SQL, one module per aggregate. Store functions speak `sqlx` and plain rows; the HTTP edge turns
+//! their errors (constraint names included) into client errors in `crate::error`.
+
+pub mod accounts;
+pub mod auth_sessions;
+pub mod login_failures;
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::configuration::DatabaseSettings;
+
+/// The embedded migrations (`migrations/`), applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Opens the pool, creating the database first when it is missing and allowed to, and brings the
+/// schema up to date.
+pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&settings.url)
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    if settings.create_if_missing {
+        create_database_if_missing(&options).await?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options)
+        .await
+        .context("connecting to the database")?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("running database migrations")?;
+    Ok(pool)
+}
+
+async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(()); // no database named: the server's default for the user
+    };
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .context("connecting to PostgreSQL's `postgres` database to check ours exists")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("42P04") => {}
+            Err(err) => return Err(err).context("creating the database"),
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+// Roles are stored as their lowercase names (`users.role` has a CHECK for the two values).
+impl sqlx::Type<sqlx::Postgres> for crate::domain::Role {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for crate::domain::Role {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(raw.parse()?)
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for crate::domain::Role {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+    }
+}

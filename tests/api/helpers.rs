@@ -1,0 +1,431 @@
+//! Spawns the application for one test: a fresh database cloned from a migrated template, the
+//! real server on port 0, and a typed client. The database is dropped when the test ends.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::str::FromStr;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use tutoring::configuration::{DatabaseSettings, Settings};
+use tutoring::startup::Application;
+use tutoring::store::MIGRATOR;
+
+/// The PostgreSQL server tests create their databases on (`TEST_DATABASE_URL` overrides it).
+fn server_options() -> PgConnectOptions {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL")
+}
+
+async fn admin_connection() -> PgConnection {
+    server_options()
+        .database("postgres")
+        .connect()
+        .await
+        .expect("PostgreSQL is running on 127.0.0.1:5432 (see README)")
+}
+
+/// A migrated database that each test clones, named after the migrations it holds so a schema
+/// change gets a new one.
+async fn template_database() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut hasher = DefaultHasher::new();
+            for migration in MIGRATOR.iter() {
+                migration.version.hash(&mut hasher);
+                migration.checksum.hash(&mut hasher);
+            }
+            let name = format!("tutoring_template_{:016x}", hasher.finish());
+            let mut admin = admin_connection().await;
+            // Test binaries running at once must not build the same template together.
+            sqlx::query("SELECT pg_advisory_lock(727274)")
+                .execute(&mut admin)
+                .await
+                .expect("advisory lock");
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .expect("look up template");
+            if !exists {
+                let building = format!("{name}_building");
+                execute(&mut admin, format!("DROP DATABASE IF EXISTS {building}")).await;
+                execute(&mut admin, format!("CREATE DATABASE {building}")).await;
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(server_options().database(&building))
+                    .await
+                    .expect("connect to template");
+                MIGRATOR.run(&pool).await.expect("migrate template");
+                pool.close().await;
+                execute(
+                    &mut admin,
+                    format!("ALTER DATABASE {building} RENAME TO {name}"),
+                )
+                .await;
+            }
+            sqlx::query("SELECT pg_advisory_unlock(727274)")
+                .execute(&mut admin)
+                .await
+                .expect("advisory unlock");
+            admin.close().await.ok();
+            name
+        })
+        .await
+}
+
+async fn execute(conn: &mut PgConnection, statement: String) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(conn)
+        .await
+        .expect("admin statement");
+}
+
+/// Creates a fresh database for one test and returns its name.
+pub async fn create_test_database() -> String {
+    let template = template_database().await;
+    let name = format!("test_{}", Uuid::now_v7().simple());
+    let mut admin = admin_connection().await;
+    execute(
+        &mut admin,
+        format!("CREATE DATABASE {name} TEMPLATE {template}"),
+    )
+    .await;
+    admin.close().await.ok();
+    name
+}
+
+fn drop_database_blocking(name: String) {
+    // Drop runs inside the test's runtime, which cannot be blocked on; use a runtime of our own.
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut admin = admin_connection().await;
+            execute(
+                &mut admin,
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        });
+    })
+    .join();
+    if dropped.is_err() {
+        eprintln!("could not drop a test database");
+    }
+}
+
+/// Settings for a test server on `database`: port 0, cheap bcrypt, a fixed JWT secret shared
+/// by every node of the test.
+pub fn test_settings(database: &str) -> Settings {
+    let mut settings = Settings::from_lookup(|key| match key {
+        "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "BCRYPT_COST" => Some("4".to_owned()),
+        "JWT_SECRET" => Some("test-secret-that-is-at-least-32-bytes-long".to_owned()),
+        _ => None,
+    })
+    .expect("test settings are valid");
+    let url = server_options()
+        .database(database)
+        .to_url_lossy()
+        .to_string();
+    settings.database = DatabaseSettings {
+        url,
+        max_connections: 5,
+        acquire_timeout: Duration::from_secs(5),
+        create_if_missing: false,
+    };
+    settings
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// A pool on the test's database, for setting up and checking state directly.
+    pub db: PgPool,
+    pub db_name: String,
+    handle: ServerHandle,
+    /// Only the first node of a database drops it.
+    owns_database: bool,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Ask the server to stop; the test's runtime ends right after anyway.
+        drop(self.handle.stop(false));
+        if self.owns_database {
+            drop_database_blocking(self.db_name.clone());
+        }
+    }
+}
+
+/// A server on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let database = create_test_database().await;
+    spawn_node(&database, true).await
+}
+
+/// A server whose database cannot be reached (nothing listens on port 1).
+pub async fn spawn_app_without_database() -> TestApp {
+    tutoring::telemetry::init();
+    let mut settings = test_settings("nowhere");
+    settings.database.url = "postgres://postgres@127.0.0.1:1/nowhere".to_owned();
+    settings.database.acquire_timeout = Duration::from_millis(300);
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(settings.database.acquire_timeout)
+        .connect_lazy(&settings.database.url)
+        .expect("a lazy pool");
+    let application = Application::build_with_pool(settings, pool.clone())
+        .await
+        .expect("the application builds without its database");
+    running(application, pool, "nowhere", false)
+}
+
+/// Another server process's twin: a second node on the same database as `app`.
+pub async fn spawn_second_node(app: &TestApp) -> TestApp {
+    spawn_node(&app.db_name, false).await
+}
+
+async fn spawn_node(database: &str, owns_database: bool) -> TestApp {
+    tutoring::telemetry::init();
+    let settings = test_settings(database);
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the application builds");
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&settings.database.url)
+        .await
+        .expect("test pool");
+    running(application, db, database, owns_database)
+}
+
+fn running(application: Application, db: PgPool, database: &str, owns_database: bool) -> TestApp {
+    let address = format!("http://{}", application.address());
+    let handle = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        // A server that hangs fails the test instead of stalling the suite.
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client"),
+        db,
+        db_name: database.to_owned(),
+        handle,
+        owns_database,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// Asserts an RFC 9457 problem with this status and code, and returns the body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "problem content type; body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "problem code; body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string() && self.body["type"].is_string());
+        assert!(self.body["detail"].is_string());
+        &self.body
+    }
+
+    /// Asserts the status and returns the JSON body.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        &self.body
+    }
+
+    /// The fields named in a `422` body.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An account created through the API, logged in.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+    /// The tag, for tutors.
+    pub tag: Option<String>,
+}
+
+/// A unique e-mail address for this test run.
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", Uuid::now_v7().simple())
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> TestResponse {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> TestResponse {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Logs in and returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .post(
+                "/auth/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        response.assert_status(200)["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// Registers a tutor through `/auth/register` and logs in.
+    pub async fn tutor(&self) -> TestUser {
+        let email = unique_email("tutor");
+        let response = self
+            .post(
+                "/auth/register",
+                None,
+                &json!({
+                    "email": email, "password": PASSWORD, "name": "Tia Tutor", "role": "tutor",
+                    "price_per_hour": {"amount_cents": 12000, "currency": "BRL"},
+                    "timezone": "America/Sao_Paulo",
+                }),
+            )
+            .await;
+        let body = response.assert_status(201);
+        let id = body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("an id");
+        let tag = body["tutor"]["tag"].as_str().map(str::to_owned);
+        let token = self.login(&email, PASSWORD).await;
+        TestUser {
+            id,
+            email,
+            token,
+            tag,
+        }
+    }
+
+    /// Registers a student through `/auth/register` and logs in.
+    pub async fn student(&self) -> TestUser {
+        let email = unique_email("student");
+        let response = self
+            .post(
+                "/auth/register",
+                None,
+                &json!({"email": email, "password": PASSWORD, "name": "Sam Student", "role": "student"}),
+            )
+            .await;
+        let id = response.assert_status(201)["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("an id");
+        let token = self.login(&email, PASSWORD).await;
+        TestUser {
+            id,
+            email,
+            token,
+            tag: None,
+        }
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("a body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,10 @@
+//! The API test suite: one binary, one module per resource. Every test talks to a real server on
+//! port 0 backed by its own fresh PostgreSQL database.
+
+mod auth;
+mod errors;
+mod health;
+mod helpers;
+mod students;
+mod teachers;
+mod users;
