@@ -106,10 +106,16 @@ CREATE TABLE sessions (
     cancelled_at      timestamptz,
     cancelled_reason  text CHECK (length(cancelled_reason) <= 2000),
     FOREIGN KEY (student_id, student_role) REFERENCES users (id, role),
-    CHECK (ends_at = scheduled_at + make_interval(mins => duration_minutes)),
-    CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL)),
-    -- A session is completed only once paid.
-    CHECK (status <> 'completed' OR payment_status = 'paid'),
+    -- Targets of the reviews' and payments' composite foreign keys.
+    UNIQUE (id, tutor_id, student_id),
+    UNIQUE (id, currency),
+    CONSTRAINT sessions_end_matches_duration
+        CHECK (ends_at = scheduled_at + make_interval(mins => duration_minutes)),
+    CONSTRAINT sessions_cancelled_when_stamped
+        CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL)),
+    -- A session is completed only once paid (a refund may follow later).
+    CONSTRAINT sessions_completed_requires_payment
+        CHECK (status <> 'completed' OR payment_status IN ('paid', 'refunded')),
     -- The booking invariant, as the database's last word.
     CONSTRAINT sessions_tutor_no_overlap
         EXCLUDE USING gist (tutor_id WITH =, period WITH &&) WHERE (status <> 'cancelled'),
@@ -122,20 +128,23 @@ CREATE INDEX sessions_student_time_idx ON sessions (student_id, scheduled_at DES
 
 CREATE TABLE reviews (
     id          uuid PRIMARY KEY,
+    session_id  uuid NOT NULL,
+    student_id  uuid NOT NULL,
+    tutor_id    uuid NOT NULL,
+    rating      smallint NOT NULL CONSTRAINT reviews_rating_range CHECK (rating BETWEEN 1 AND 5),
+    comment     text CONSTRAINT reviews_comment_length CHECK (length(comment) <= 2000),
+    created_at  timestamptz NOT NULL DEFAULT now(),
     -- One review per session.
-    session_id  uuid NOT NULL UNIQUE REFERENCES sessions (id),
-    student_id  uuid NOT NULL REFERENCES users (id),
-    tutor_id    uuid NOT NULL REFERENCES tutors (user_id),
-    rating      smallint NOT NULL CHECK (rating BETWEEN 1 AND 5),
-    comment     text CHECK (length(comment) <= 2000),
-    created_at  timestamptz NOT NULL DEFAULT now()
+    CONSTRAINT reviews_session_id_key UNIQUE (session_id),
+    -- The review's student and tutor are the session's.
+    FOREIGN KEY (session_id, tutor_id, student_id) REFERENCES sessions (id, tutor_id, student_id)
 );
 
 CREATE INDEX reviews_tutor_idx ON reviews (tutor_id, created_at DESC, id DESC);
 
 CREATE TABLE payments (
     id               uuid PRIMARY KEY,
-    session_id       uuid NOT NULL REFERENCES sessions (id),
+    session_id       uuid NOT NULL,
     provider         text NOT NULL CHECK (provider IN ('fake', 'stripe')),
     -- The provider's id for the charge (a PaymentIntent id for Stripe).
     provider_ref     text,
@@ -149,7 +158,11 @@ CREATE TABLE payments (
     refund_ref       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (provider, provider_ref)
+    UNIQUE (provider, provider_ref),
+    -- One charge per idempotency key, whatever happens to it.
+    CONSTRAINT payments_idempotency_key UNIQUE (provider, idempotency_key),
+    -- A session is charged in its own currency.
+    FOREIGN KEY (session_id, currency) REFERENCES sessions (id, currency)
 );
 
 -- At most one charge of a session is in flight or has succeeded: failed charges may be retried,
@@ -168,16 +181,19 @@ CREATE TABLE webhook_events (
 );
 
 -- Responses remembered for `Idempotency-Key` headers (24 h). A row with no response yet marks a
--- request in flight with that key.
+-- request in flight with that key; it blocks the key until `locked_until`, after which a retry
+-- may take it over (the first attempt died without answering).
 CREATE TABLE idempotency_keys (
     user_id          uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     scope            text NOT NULL,
     idempotency_key  text NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 255),
     request_hash     text NOT NULL,
-    response_status  smallint,
+    response_status  smallint CHECK (response_status BETWEEN 100 AND 599),
     response_body    jsonb,
+    locked_until     timestamptz NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, scope, idempotency_key)
+    PRIMARY KEY (user_id, scope, idempotency_key),
+    CHECK ((response_status IS NULL) = (response_body IS NULL))
 );
 
 CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);

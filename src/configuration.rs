@@ -36,6 +36,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// Create the database when it does not exist yet, then run the migrations.
     pub create_if_missing: bool,
+    /// How long start-up keeps retrying a database that does not answer.
+    pub connect_retry: Duration,
 }
 
 /// Token and password settings.
@@ -50,6 +52,9 @@ pub struct AuthSettings {
     pub hasher_threads: usize,
     /// How often each node reloads revoked tokens from the database.
     pub revocation_poll: Duration,
+    /// How old this node's view of revoked tokens may get before it refuses to vouch for any
+    /// token (`503`): the bound on how late a logout can reach this node.
+    pub revocation_max_staleness: Duration,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -61,6 +66,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("hasher_threads", &self.hasher_threads)
             .field("revocation_poll", &self.revocation_poll)
+            .field("revocation_max_staleness", &self.revocation_max_staleness)
             .finish()
     }
 }
@@ -94,7 +100,11 @@ impl Settings {
                 2_000,
             )?),
             create_if_missing: true,
+            connect_retry: Duration::from_secs(parse_or(&get, "DATABASE_CONNECT_RETRY_SECS", 30)?),
         };
+        if database.max_connections == 0 {
+            bail!("DATABASE_MAX_CONNECTIONS must be at least 1");
+        }
 
         let (jwt_secret, jwt_secret_is_ephemeral) = match get("JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
@@ -116,9 +126,28 @@ impl Settings {
             jwt_secret_is_ephemeral,
             token_ttl: Duration::from_secs(parse_or(&get, "JWT_TTL_SECONDS", 86_400)?),
             bcrypt_cost,
-            hasher_threads: parse_or(&get, "HASHER_THREADS", default_threads)?.max(1),
-            revocation_poll: Duration::from_millis(parse_or(&get, "REVOCATION_POLL_MS", 500)?),
+            hasher_threads: parse_or(&get, "HASHER_THREADS", default_threads)?,
+            revocation_poll: Duration::from_millis(parse_or(&get, "REVOCATION_POLL_MS", 250)?),
+            revocation_max_staleness: Duration::from_millis(parse_or(
+                &get,
+                "REVOCATION_MAX_STALENESS_MS",
+                1_000,
+            )?),
         };
+        if !(60..=30 * 86_400).contains(&auth.token_ttl.as_secs()) {
+            bail!("JWT_TTL_SECONDS must be between 60 and 2592000 (30 days)");
+        }
+        if !(1..=64).contains(&auth.hasher_threads) {
+            bail!("HASHER_THREADS must be between 1 and 64");
+        }
+        if auth.revocation_poll < Duration::from_millis(10)
+            || auth.revocation_poll * 2 > auth.revocation_max_staleness
+        {
+            bail!(
+                "REVOCATION_POLL_MS must be at least 10 and at most half of \
+                 REVOCATION_MAX_STALENESS_MS"
+            );
+        }
 
         Ok(Self {
             environment,
@@ -180,6 +209,16 @@ mod tests {
     #[test]
     fn a_short_jwt_secret_is_refused() {
         assert!(settings(&[("JWT_SECRET", "short")]).is_err());
+    }
+
+    #[test]
+    fn values_that_would_break_the_server_are_refused() {
+        assert!(settings(&[("REVOCATION_POLL_MS", "0")]).is_err());
+        assert!(settings(&[("REVOCATION_POLL_MS", "800")]).is_err());
+        assert!(settings(&[("JWT_TTL_SECONDS", "0")]).is_err());
+        assert!(settings(&[("HASHER_THREADS", "0")]).is_err());
+        assert!(settings(&[("DATABASE_MAX_CONNECTIONS", "0")]).is_err());
+        assert!(settings(&[("BIND_ADDR", "nowhere")]).is_err());
     }
 
     #[test]

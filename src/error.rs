@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::auth::HasherBusy;
 use crate::domain::InvalidValue;
 
 /// The media type of every error body.
@@ -53,7 +54,7 @@ pub enum ApiError {
     Unavailable(#[source] anyhow::Error),
     /// Anything unexpected: logged in full, answered as an opaque `500`.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -107,12 +108,13 @@ impl ApiError {
         }
     }
 
-    /// A `422` with a specific code (`bad_duration`, `outside_availability`, …).
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+    /// A `422` with a specific code (`bad_duration`, `outside_availability`, …) about `field`.
+    pub fn unprocessable(code: &'static str, field: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
         Self::Validation {
             code,
-            detail: detail.into(),
-            errors: Vec::new(),
+            errors: vec![FieldError::new(field, detail.clone())],
+            detail,
         }
     }
 
@@ -157,9 +159,16 @@ impl ApiError {
     }
 }
 
-impl From<InvalidValue> for ApiError {
-    fn from(err: InvalidValue) -> Self {
-        Self::unprocessable("validation_failed", err.0)
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        if err.is::<HasherBusy>() {
+            return Self::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                "the server is busy; retry shortly",
+            );
+        }
+        Self::Internal(err)
     }
 }
 
@@ -228,9 +237,9 @@ impl From<crate::store::accounts::CreateAccountError> for ApiError {
     }
 }
 
-impl From<crate::store::accounts::LinkError> for ApiError {
-    fn from(err: crate::store::accounts::LinkError) -> Self {
-        use crate::store::accounts::LinkError as E;
+impl From<crate::store::links::LinkError> for ApiError {
+    fn from(err: crate::store::links::LinkError) -> Self {
+        use crate::store::links::LinkError as E;
         match err {
             E::Database(err) => err.into(),
             E::TagNotFound => Self::not_found("tag_not_found", "no active teacher has this tag"),
@@ -272,7 +281,7 @@ impl ResponseError for ApiError {
         let status = self.status();
         let code = self.code();
         let errors = match self {
-            Self::Validation { errors, .. } if !errors.is_empty() => Some(errors.as_slice()),
+            Self::Validation { errors, .. } => Some(errors.as_slice()),
             _ => None,
         };
         let body = Problem {

@@ -10,7 +10,7 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use futures_util::FutureExt as _;
-use sqlx::PgPool;
+use sqlx::{ConnectOptions as _, PgPool};
 
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
@@ -36,16 +36,20 @@ impl Application {
 
     /// Binds a server on an existing, migrated pool.
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        let revoked = Arc::new(RevokedTokens::default());
-        // Without the database, start anyway (health answers, the rest says 503) and load later.
-        let loaded_at = match revoked.refresh(&pool, None).await {
-            Ok(db_now) => Some(db_now),
-            Err(err) => {
-                tracing::warn!(error = %err, "could not load revoked tokens; will retry");
-                None
-            }
-        };
-        Arc::clone(&revoked).spawn_poller(pool.clone(), settings.auth.revocation_poll, loaded_at);
+        let revoked = Arc::new(RevokedTokens::new(settings.auth.revocation_max_staleness));
+        let poller_options = (*pool.connect_options()).clone();
+        // Load revocations before serving when the database answers; otherwise authenticated
+        // routes answer 503 until the poller has caught up.
+        let initial = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut conn = poller_options.connect().await?;
+            revoked.refresh(&mut conn, None).await
+        })
+        .await;
+        if !matches!(initial, Ok(Ok(_))) {
+            tracing::warn!("could not load revoked tokens at start-up; will keep trying");
+        }
+        Arc::clone(&revoked).spawn_poller(poller_options, settings.auth.revocation_poll);
+        store::spawn_janitor(pool.clone());
         let auth = Auth {
             keys: Arc::new(TokenKeys::new(
                 &settings.auth.jwt_secret,
@@ -54,6 +58,7 @@ impl Application {
             revoked,
             hasher: PasswordHasher::start(settings.auth.hasher_threads, settings.auth.bcrypt_cost)?,
         };
+        auth.hasher.prepare_decoy().await?;
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;

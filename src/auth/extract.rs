@@ -33,9 +33,9 @@ impl AuthUser {
             TokenError::Expired => ApiError::unauthorized("token_expired", "the token has expired"),
             TokenError::Invalid => ApiError::unauthorized("invalid_token", "the token is invalid"),
         })?;
-        if !auth.revoked.is_loaded() {
+        if !auth.revoked.is_current() {
             return Err(ApiError::Unavailable(anyhow::anyhow!(
-                "revoked tokens are not loaded yet: the database has not answered"
+                "revoked tokens are not current: the database has not answered lately"
             )));
         }
         if auth.revoked.is_revoked(claims.jti) {

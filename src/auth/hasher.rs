@@ -2,7 +2,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
-use tokio::sync::{OnceCell, Semaphore, oneshot};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::domain::Password;
 
@@ -21,9 +21,9 @@ pub struct PasswordHasher {
 
 struct Inner {
     jobs: SyncSender<Job>,
-    /// One permit per queue place: a job is only sent while its caller holds a permit, so the
-    /// channel can never be full.
-    places: Semaphore,
+    /// One permit per queue place, held by the job itself until it has run (or been skipped),
+    /// so the channel can never be full.
+    places: Arc<Semaphore>,
     cost: u32,
     /// A hash of a random password, checked when a login names an unknown e-mail so that the
     /// answer takes as long as for a known one.
@@ -45,7 +45,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 jobs,
-                places: Semaphore::new(QUEUE_CAPACITY),
+                places: Arc::new(Semaphore::new(QUEUE_CAPACITY)),
                 cost,
                 decoy: OnceCell::new(),
             }),
@@ -88,15 +88,27 @@ impl PasswordHasher {
         self.verify(password, &decoy.clone()).await.map(|_| false)
     }
 
+    /// Prepares the decoy hash now, so the first unknown-e-mail login is not slower than others.
+    pub async fn prepare_decoy(&self) -> anyhow::Result<()> {
+        self.verify_decoy("").await.map(|_| ())
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         task: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _place = self.inner.places.acquire().await?;
+        let place = match Arc::clone(&self.inner.places).try_acquire_owned() {
+            Ok(place) => place,
+            Err(TryAcquireError::NoPermits) => return Err(HasherBusy.into()),
+            Err(TryAcquireError::Closed) => return Err(anyhow!("hashing threads stopped")),
+        };
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move || {
-            // The caller may have gone away (request cancelled); nothing to tell then.
-            let _ = reply.send(task());
+            let _place: OwnedSemaphorePermit = place;
+            // A caller that went away (request cancelled) needs no answer: skip the work.
+            if !reply.is_closed() {
+                let _ = reply.send(task());
+            }
         });
         match self.inner.jobs.try_send(job) {
             Ok(()) => {}
@@ -106,6 +118,11 @@ impl PasswordHasher {
         answer.await.context("a hashing thread dropped its job")
     }
 }
+
+/// Every place in the hashing queue is taken: the caller should answer `503` rather than wait.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("too many passwords are being hashed; retry shortly")]
+pub struct HasherBusy;
 
 fn work(receiver: &Mutex<Receiver<Job>>) {
     loop {

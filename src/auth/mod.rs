@@ -7,7 +7,7 @@ mod jwt;
 mod revocation;
 
 pub use extract::{AuthUser, StudentUser, TutorUser};
-pub use hasher::PasswordHasher;
+pub use hasher::{HasherBusy, PasswordHasher};
 pub use jwt::{Claims, IssuedToken, TokenError, TokenKeys};
 pub use revocation::RevokedTokens;
 

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use crate::store;
@@ -13,20 +13,38 @@ use crate::store;
 /// committed late is still seen.
 const POLL_OVERLAP: TimeDelta = TimeDelta::seconds(5);
 
+/// How long past its expiry a revoked token is remembered: longer than the clock leeway with
+/// which expiry is checked, so a revoked token never comes back to life.
+pub const EXPIRY_MARGIN: TimeDelta = TimeDelta::seconds(60);
+
 /// The ids of revoked, unexpired tokens, held in memory by every node so that checking a token
 /// costs no database round trip. A logout inserts here at once and into the database; the other
-/// nodes learn of it by polling the database every few hundred milliseconds.
-#[derive(Debug, Default)]
+/// nodes learn of it by polling the database every few hundred milliseconds on a connection of
+/// their own. A node whose last successful poll is older than the allowed staleness cannot vouch
+/// for any token, and says so (`503`) rather than accept a revoked one.
+#[derive(Debug)]
 pub struct RevokedTokens {
     by_jti: RwLock<HashMap<Uuid, DateTime<Utc>>>,
-    /// False until the set has been loaded once: until then no token can be trusted.
-    loaded: AtomicBool,
+    last_refresh: Mutex<Option<Instant>>,
+    max_staleness: Duration,
 }
 
 impl RevokedTokens {
-    /// Whether the set has been loaded from the database at least once.
-    pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
+    pub fn new(max_staleness: Duration) -> Self {
+        Self {
+            by_jti: RwLock::default(),
+            last_refresh: Mutex::new(None),
+            max_staleness,
+        }
+    }
+
+    /// Whether the set reflects the database as of at most `max_staleness` ago.
+    pub fn is_current(&self) -> bool {
+        self.last_refresh
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .is_some_and(|at| at.elapsed() <= self.max_staleness)
     }
 
     pub fn is_revoked(&self, jti: Uuid) -> bool {
@@ -46,42 +64,59 @@ impl RevokedTokens {
     fn extend(&self, revoked: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>, now: DateTime<Utc>) {
         if let Ok(mut set) = self.by_jti.write() {
             set.extend(revoked);
-            // An expired token is refused for its expiry anyway.
-            set.retain(|_, expires_at| *expires_at > now);
+            set.retain(|_, expires_at| *expires_at + EXPIRY_MARGIN > now);
         }
     }
 
-    /// Loads revocations made since `since` (all unexpired ones when `None`); returns the
+    /// Loads revocations made since `since` (all remembered ones when `None`); returns the
     /// database's clock, from which the next call should start.
     pub async fn refresh(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         since: Option<DateTime<Utc>>,
     ) -> Result<DateTime<Utc>, sqlx::Error> {
-        let batch = store::auth_sessions::revoked_since(pool, since).await?;
+        let started = Instant::now();
+        let batch = store::auth_sessions::revoked_since(conn, since, EXPIRY_MARGIN).await?;
         self.extend(batch.revoked, batch.db_now);
-        self.loaded.store(true, Ordering::Release);
+        if let Ok(mut last) = self.last_refresh.lock() {
+            *last = Some(started);
+        }
         Ok(batch.db_now)
     }
 
-    /// Keeps this node's set in step with the database until the runtime stops, starting from
-    /// `since` (the database clock of a load already done, or `None` to load everything).
-    pub fn spawn_poller(
-        self: Arc<Self>,
-        pool: PgPool,
-        every: Duration,
-        since: Option<DateTime<Utc>>,
-    ) {
+    /// Keeps this node's set in step with the database until the runtime stops.
+    pub fn spawn_poller(self: Arc<Self>, options: PgConnectOptions, every: Duration) {
         tokio::spawn(async move {
-            let mut since = since.map(|at| at - POLL_OVERLAP);
+            let mut conn: Option<PgConnection> = None;
+            let mut since: Option<DateTime<Utc>> = None;
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                match self.refresh(&pool, since).await {
-                    Ok(db_now) => since = Some(db_now - POLL_OVERLAP),
-                    Err(err) => {
+                if conn.is_none() {
+                    match tokio::time::timeout(Duration::from_secs(2), options.connect()).await {
+                        Ok(Ok(fresh)) => conn = Some(fresh),
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "revocation poller cannot connect")
+                        }
+                        Err(_) => tracing::warn!("revocation poller timed out connecting"),
+                    }
+                }
+                let Some(connection) = conn.as_mut() else {
+                    continue;
+                };
+                let polled =
+                    tokio::time::timeout(Duration::from_secs(2), self.refresh(connection, since))
+                        .await;
+                match polled {
+                    Ok(Ok(db_now)) => since = Some(db_now - POLL_OVERLAP),
+                    Ok(Err(err)) => {
                         tracing::warn!(error = %err, "could not refresh revoked tokens");
+                        conn = None;
+                    }
+                    Err(_) => {
+                        tracing::warn!("refreshing revoked tokens timed out");
+                        conn = None;
                     }
                 }
             }
@@ -94,13 +129,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expired_entries_are_pruned_on_refresh() {
-        let revoked = RevokedTokens::default();
+    fn entries_are_kept_past_expiry_by_the_margin_then_pruned() {
+        let revoked = RevokedTokens::new(Duration::from_secs(1));
         let now = Utc::now();
-        let (old, fresh) = (Uuid::now_v7(), Uuid::now_v7());
-        revoked.insert(old, now - TimeDelta::seconds(1));
+        let (old, recent, fresh) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        revoked.insert(old, now - EXPIRY_MARGIN - TimeDelta::seconds(1));
+        revoked.insert(recent, now - TimeDelta::seconds(1));
         revoked.extend([(fresh, now + TimeDelta::hours(1))], now);
         assert!(!revoked.is_revoked(old));
+        assert!(revoked.is_revoked(recent));
         assert!(revoked.is_revoked(fresh));
+    }
+
+    #[test]
+    fn a_set_never_refreshed_is_not_current() {
+        assert!(!RevokedTokens::new(Duration::from_secs(1)).is_current());
     }
 }

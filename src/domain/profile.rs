@@ -1,5 +1,7 @@
 //! The free-text parts of an account and a tutor profile.
 
+use std::collections::HashSet;
+
 use super::{InvalidValue, bounded_text};
 
 /// A person's display name: 1 to 200 characters, trimmed.
@@ -53,21 +55,22 @@ impl Specializations {
     pub const MAX_ITEMS: usize = 20;
 
     pub fn parse(raw: &[String]) -> Result<Self, InvalidValue> {
-        let mut items: Vec<String> = Vec::with_capacity(raw.len());
+        let too_many =
+            || InvalidValue::new(format!("must list at most {} subjects", Self::MAX_ITEMS));
+        // Duplicates aside, a much longer list cannot be valid: refuse it before any work.
+        if raw.len() > 5 * Self::MAX_ITEMS {
+            return Err(too_many());
+        }
+        let mut seen = HashSet::with_capacity(raw.len());
+        let mut items: Vec<String> = Vec::with_capacity(Self::MAX_ITEMS);
         for subject in raw {
             let subject = bounded_text(subject, 1, 100, "a specialization")?;
-            if !items
-                .iter()
-                .any(|s| s.to_lowercase() == subject.to_lowercase())
-            {
+            if seen.insert(subject.to_lowercase()) {
+                if items.len() == Self::MAX_ITEMS {
+                    return Err(too_many());
+                }
                 items.push(subject);
             }
-        }
-        if items.len() > Self::MAX_ITEMS {
-            return Err(InvalidValue::new(format!(
-                "must list at most {} subjects",
-                Self::MAX_ITEMS
-            )));
         }
         Ok(Self(items))
     }

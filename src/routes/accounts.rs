@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, FieldErrors};
 use crate::store::accounts::{self, Account, LinkTo, NewAccount, NewTutorProfile};
+use crate::store::links;
 
 /// The body that creates an account: `/auth/register` (with `role`) and `/teachers`.
 #[derive(Debug, Deserialize)]
@@ -131,6 +132,22 @@ pub async fn create_account(
     tutor: Option<NewTutorProfile>,
     link_to: Option<LinkTo>,
 ) -> Result<Account, ApiError> {
+    // Cheap refusals first, so a flood of doomed requests does not occupy the hashing threads.
+    // The transaction below checks both again.
+    if accounts::email_taken(db, &email).await? {
+        return Err(ApiError::conflict(
+            "email_taken",
+            "an account with this e-mail already exists",
+        ));
+    }
+    if let Some(LinkTo::Tag(tag)) = &link_to {
+        if links::active_tutor_by_tag(db, tag).await?.is_none() {
+            return Err(ApiError::not_found(
+                "tag_not_found",
+                "no active teacher has this tag",
+            ));
+        }
+    }
     let password_hash = auth.hasher.hash(&password).await?;
     let new = NewAccount {
         email,

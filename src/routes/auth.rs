@@ -10,9 +10,10 @@ use super::accounts::{NewAccountBody, create_account, parse_new_account, parse_t
 use super::json::ApiJson;
 use super::views::UserView;
 use crate::auth::{Auth, AuthUser};
-use crate::domain::Role;
+use crate::domain::{Email, Password, Role};
 use crate::error::{ApiError, FieldErrors};
-use crate::store::{accounts, auth_sessions, login_failures};
+use crate::store::login_failures::{self, Attempt};
+use crate::store::{accounts, auth_sessions};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/auth/register").route(web::post().to(register)))
@@ -76,41 +77,43 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "the e-mail or password is incorrect")
 }
 
-/// `POST /auth/login`. The answer never says whether the e-mail exists: an unknown e-mail costs
-/// the same bcrypt check as a known one and fails the same way.
+/// `POST /auth/login`. The answer never says whether the e-mail exists, nor whether only the
+/// `user_type` was wrong: every refusal costs the same bcrypt check, counts towards throttling,
+/// and reads the same.
 async fn login(
     db: web::Data<PgPool>,
     auth: web::Data<Auth>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
-    let mut errors = FieldErrors::default();
-    let wanted_role = body
-        .user_type
-        .as_deref()
-        .map(|raw| errors.check("user_type", Role::parse_user_type(raw)));
-    errors.finish(Some(()))?;
-    let email = body.email.trim();
-    if let Some(retry_after_secs) = login_failures::retry_after(db.get_ref(), email).await? {
+    // bcrypt reads at most 72 bytes: a longer password could only match by truncation.
+    let password_fits = body.password.len() <= Password::MAX_BYTES;
+    let Ok(email) = Email::parse(&body.email) else {
+        auth.hasher.verify_decoy(&body.password).await?;
+        return Err(invalid_credentials());
+    };
+    if let Attempt::Throttled { retry_after_secs } =
+        login_failures::begin_attempt(&db, email.as_str()).await?
+    {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    let credentials = accounts::find_credentials(&db, email).await?;
+    let credentials = accounts::find_credentials(&db, email.as_str()).await?;
     let matches = match &credentials {
-        Some(c) => auth.hasher.verify(&body.password, &c.password_hash).await?,
-        None => auth.hasher.verify_decoy(&body.password).await?,
+        Some(c) if password_fits => auth.hasher.verify(&body.password, &c.password_hash).await?,
+        _ => auth.hasher.verify_decoy(&body.password).await?,
     };
-    let Some(credentials) = credentials.filter(|_| matches) else {
-        login_failures::record(db.get_ref(), email).await?;
+    let wanted_role = body.user_type.as_deref().map(Role::parse_user_type);
+    let Some(credentials) = credentials.filter(|c| {
+        matches
+            && c.deactivated_at.is_none()
+            && wanted_role
+                .as_ref()
+                .is_none_or(|wanted| *wanted == Ok(c.role))
+    }) else {
         return Err(invalid_credentials());
     };
-    let role_matches = wanted_role
-        .flatten()
-        .is_none_or(|role| role == credentials.role);
-    if credentials.deactivated_at.is_some() || !role_matches {
-        return Err(invalid_credentials());
-    }
     let issued = auth.keys.issue(credentials.id, credentials.role)?;
     auth_sessions::insert(db.get_ref(), &issued.claims).await?;
-    login_failures::clear(db.get_ref(), email).await?;
+    login_failures::forgive(&db, email.as_str()).await?;
     Ok(web::Json(LoginResponse {
         token: issued.token,
         user_id: credentials.id,

@@ -14,7 +14,8 @@ pub const MAX_LIMIT: u32 = 200;
 /// The query parameters of every list.
 #[derive(Debug, Default, Deserialize)]
 pub struct PageParams {
-    pub limit: Option<u32>,
+    /// Parsed here rather than by serde, so a bad value is reported against `limit`.
+    pub limit: Option<String>,
     pub cursor: Option<String>,
 }
 
@@ -27,11 +28,14 @@ pub struct Page {
 
 impl Page {
     pub fn parse(params: &PageParams) -> Result<Self, ApiError> {
-        let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+        let limit = match params.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(raw) => raw.trim().parse().unwrap_or(0),
+        };
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid_field(
                 "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
+                format!("must be a whole number between 1 and {MAX_LIMIT}"),
             ));
         }
         let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -102,13 +106,14 @@ mod tests {
 
     #[test]
     fn limits_outside_1_to_200_are_refused() {
-        let params = |limit| PageParams {
-            limit: Some(limit),
+        let params = |limit: &str| PageParams {
+            limit: Some(limit.to_owned()),
             cursor: None,
         };
-        assert!(Page::parse(&params(0)).is_err());
-        assert!(Page::parse(&params(201)).is_err());
-        assert_eq!(Page::parse(&params(200)).map(|p| p.limit).ok(), Some(200));
+        assert!(Page::parse(&params("0")).is_err());
+        assert!(Page::parse(&params("201")).is_err());
+        assert!(Page::parse(&params("ten")).is_err());
+        assert_eq!(Page::parse(&params("200")).map(|p| p.limit).ok(), Some(200));
         assert_eq!(
             Page::parse(&PageParams::default()).map(|p| p.limit).ok(),
             Some(50)

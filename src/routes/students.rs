@@ -11,6 +11,7 @@ use crate::auth::{Auth, StudentUser, TutorUser};
 use crate::domain::{Role, TutorTag};
 use crate::error::{ApiError, FieldErrors};
 use crate::store::accounts::{self, Account, LinkTo};
+use crate::store::links;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/students").route(web::post().to(create_by_teacher)))
@@ -24,7 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn student_view(db: &PgPool, account: &Account) -> Result<StudentView, ApiError> {
-    let teachers = accounts::linked_tutors(db, account.id).await?;
+    let teachers = links::linked_tutors(db, account.id).await?;
     Ok(StudentView {
         user: UserView::of(account, Some(account.id)),
         teachers: teachers.into_iter().map(LinkedTeacherView::from).collect(),
@@ -104,7 +105,7 @@ async fn add_tag(
     let mut errors = FieldErrors::default();
     let tag = errors.check("teacher_tag", TutorTag::parse(&body.teacher_tag));
     let tag = errors.finish(tag)?;
-    accounts::link_by_tag(&db, caller.id(), &tag).await?;
+    links::link_by_tag(&db, caller.id(), &tag).await?;
     Ok(web::Json(MessageView {
         message: "you are now linked to this teacher",
     }))

@@ -12,6 +12,7 @@ use crate::auth::{Auth, TutorUser};
 use crate::domain::Role;
 use crate::error::{ApiError, FieldErrors};
 use crate::store::accounts::{self, Account};
+use crate::store::links;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/teachers").route(web::post().to(create_teacher)))
@@ -97,7 +98,7 @@ async fn list_students(
 ) -> Result<web::Json<Paginated<LinkedStudentView>>, ApiError> {
     let page = Page::parse(&params)?;
     active_self(&db, &caller).await?;
-    let rows = accounts::tutor_students(&db, caller.id(), page.after, page.fetch_limit()).await?;
+    let rows = links::tutor_students(&db, caller.id(), page.after, page.fetch_limit()).await?;
     Ok(web::Json(Paginated::from_rows(
         rows,
         &page,

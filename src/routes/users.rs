@@ -11,8 +11,8 @@ use super::views::UserView;
 use crate::auth::{Auth, AuthUser};
 use crate::domain::{Email, MoneyDto, Password, PersonName, Role};
 use crate::error::{ApiError, FieldError, FieldErrors};
-use crate::store::accounts::{self, AccountChanges};
-use crate::store::auth_sessions;
+use crate::store::accounts::{self, Account, AccountChanges};
+use crate::store::login_failures::{self, Attempt};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -103,23 +103,14 @@ async fn update_user(
 
     let password_hash = match (&password, &body.current_password) {
         (Some(new_password), Some(current)) => {
-            let stored = accounts::password_hash(&db, caller.id())
-                .await?
-                .ok_or_else(user_not_found)?;
-            if !auth.hasher.verify(current, &stored).await? {
-                return Err(ApiError::Validation {
-                    code: "invalid_current_password",
-                    detail: "the current password is incorrect".to_owned(),
-                    errors: vec![FieldError::new("current_password", "is incorrect")],
-                });
-            }
-            Some(auth.hasher.hash(new_password).await?)
+            Some(check_current_password(&db, &auth, caller.id(), current, new_password).await?)
         }
         _ => None,
     };
     let changes = AccountChanges {
         name,
         email,
+        keep_only_session: password_hash.as_ref().map(|_| caller.claims.jti),
         password_hash,
         institution: tutor.institution,
         bio: tutor.bio,
@@ -127,15 +118,44 @@ async fn update_user(
         price: tutor.price,
         timezone: tutor.timezone,
     };
-    let account = accounts::update(&db, caller.id(), &changes)
+    let updated = accounts::update(&db, caller.id(), &changes)
         .await?
         .ok_or_else(user_not_found)?;
-    if changes.password_hash.is_some() {
-        let revoked =
-            auth_sessions::revoke_all_but(db.get_ref(), caller.id(), caller.claims.jti).await?;
-        for (jti, expires_at) in revoked {
-            auth.revoked.insert(jti, expires_at);
-        }
+    for (jti, expires_at) in updated.revoked {
+        auth.revoked.insert(jti, expires_at);
     }
-    Ok(web::Json(UserView::of(&account, Some(caller.id()))))
+    Ok(web::Json(UserView::of(&updated.account, Some(caller.id()))))
+}
+
+/// Checks the current password before a change, throttled like logins (a stolen token must not
+/// become a way to guess the password), and hashes the new one.
+async fn check_current_password(
+    db: &PgPool,
+    auth: &Auth,
+    user_id: Uuid,
+    current: &str,
+    new_password: &Password,
+) -> Result<String, ApiError> {
+    let account = accounts::find(db, user_id)
+        .await?
+        .filter(Account::is_active)
+        .ok_or_else(user_not_found)?;
+    if let Attempt::Throttled { retry_after_secs } =
+        login_failures::begin_attempt(db, &account.email).await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let stored = accounts::password_hash(db, user_id)
+        .await?
+        .ok_or_else(user_not_found)?;
+    let fits = current.len() <= Password::MAX_BYTES;
+    if !(fits && auth.hasher.verify(current, &stored).await?) {
+        return Err(ApiError::Validation {
+            code: "invalid_current_password",
+            detail: "the current password is incorrect".to_owned(),
+            errors: vec![FieldError::new("current_password", "is incorrect")],
+        });
+    }
+    login_failures::forgive(db, &account.email).await?;
+    Ok(auth.hasher.hash(new_password).await?)
 }

@@ -5,7 +5,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::{MoneyDto, Role};
-use crate::store::accounts::{Account, LinkedStudent, LinkedTutor, TutorProfile};
+use crate::store::accounts::{Account, TutorProfile};
+use crate::store::links::{LinkedStudent, LinkedTutor};
 
 /// `{average, count}`; `average` is `null` until the first review.
 #[derive(Debug, Serialize)]

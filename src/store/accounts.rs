@@ -1,10 +1,10 @@
 //! Accounts (both roles), tutor profiles and student↔tutor links.
 
 use chrono::{DateTime, Utc};
-use rand::RngExt;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::{links, tutors};
 use crate::domain::{
     Bio, Email, Institution, Money, PersonName, Role, Specializations, TimeZone, TutorTag,
 };
@@ -162,12 +162,12 @@ pub async fn create(
     let link_tutor = match link_to {
         None => None,
         Some(LinkTo::Tutor(id)) => Some(
-            lock_active_tutor(&mut tx, id)
+            links::lock_active_tutor(&mut tx, id)
                 .await?
                 .ok_or(CreateAccountError::TutorInactive)?,
         ),
         Some(LinkTo::Tag(tag)) => Some(
-            lock_active_tutor_by_tag(&mut tx, &tag)
+            links::lock_active_tutor_by_tag(&mut tx, &tag)
                 .await?
                 .ok_or(CreateAccountError::TagNotFound)?,
         ),
@@ -184,69 +184,16 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     if let Some(profile) = tutor {
-        insert_tutor_profile(&mut tx, id, profile).await?;
+        tutors::insert_profile(&mut tx, id, profile).await?;
     }
     if let Some(tutor_id) = link_tutor {
-        link(&mut *tx, id, tutor_id).await?;
+        links::link(&mut *tx, id, tutor_id).await?;
     }
     let account = find_in(&mut *tx, id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     tx.commit().await?;
     Ok(account)
-}
-
-/// How many random tags to try before scanning for a free one.
-const RANDOM_TAG_ATTEMPTS: usize = 4;
-
-async fn insert_tutor_profile(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    profile: &NewTutorProfile,
-) -> Result<TutorTag, CreateAccountError> {
-    // Random guesses succeed at once while tags are plentiful; once they get scarce, pick among
-    // the free ones. The unique constraint settles races: a conflicting insert does nothing and
-    // we try again, so a duplicate tag can never be stored.
-    let mut attempt = 0;
-    loop {
-        let candidate = if attempt < RANDOM_TAG_ATTEMPTS {
-            TutorTag::from_number(rand::rng().random_range(0..TutorTag::SPACE))
-        } else {
-            let free: Option<String> = sqlx::query_scalar(
-                "SELECT lpad(n::text, 4, '0') FROM generate_series(0, 9999) AS n \
-                 WHERE NOT EXISTS (SELECT 1 FROM tutors WHERE tag = lpad(n::text, 4, '0')) \
-                 ORDER BY random() LIMIT 1",
-            )
-            .fetch_optional(&mut *conn)
-            .await?;
-            let free = free.ok_or(CreateAccountError::TagsExhausted)?;
-            TutorTag::parse(&free).map_err(|e| sqlx::Error::Protocol(e.0))?
-        };
-        attempt += 1;
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO tutors (user_id, tag, institution, bio, specialization, price_cents, \
-                                 currency, timezone) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (tag) DO NOTHING RETURNING tag",
-        )
-        .bind(user_id)
-        .bind(candidate.as_str())
-        .bind(profile.institution.as_str())
-        .bind(profile.bio.as_str())
-        .bind(profile.specialization.as_slice())
-        .bind(profile.price.amount_cents())
-        .bind(profile.price.currency().code())
-        .bind(profile.timezone.name())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if inserted.is_some() {
-            sqlx::query("INSERT INTO availability_rules (tutor_id) VALUES ($1)")
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await?;
-            return Ok(candidate);
-        }
-    }
 }
 
 /// The account with this id, active or not.
@@ -269,6 +216,14 @@ pub struct Credentials {
     pub role: Role,
     pub password_hash: String,
     pub deactivated_at: Option<DateTime<Utc>>,
+}
+
+/// Whether an account uses this e-mail (compared case-insensitively).
+pub async fn email_taken(pool: &PgPool, email: &Email) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))")
+        .bind(email.as_str())
+        .fetch_one(pool)
+        .await
 }
 
 /// The credentials of the account with this e-mail (compared case-insensitively).
@@ -300,6 +255,8 @@ pub struct AccountChanges {
     pub specialization: Option<Specializations>,
     pub price: Option<Money>,
     pub timezone: Option<TimeZone>,
+    /// With a new password: end every other session of the account, keeping this token's.
+    pub keep_only_session: Option<Uuid>,
 }
 
 impl AccountChanges {
@@ -312,12 +269,19 @@ impl AccountChanges {
     }
 }
 
+/// An account after a change, with the tokens the change revoked.
+#[derive(Debug)]
+pub struct Updated {
+    pub account: Account,
+    pub revoked: Vec<(Uuid, DateTime<Utc>)>,
+}
+
 /// Applies `changes` to an active account in one transaction; `None` when it is not active.
 pub async fn update(
     pool: &PgPool,
     id: Uuid,
     changes: &AccountChanges,
-) -> sqlx::Result<Option<Account>> {
+) -> sqlx::Result<Option<Updated>> {
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), \
@@ -357,9 +321,13 @@ pub async fn update(
         .execute(&mut *tx)
         .await?;
     }
+    let revoked = match changes.keep_only_session {
+        Some(keep) => super::auth_sessions::revoke_all_but(&mut *tx, id, keep).await?,
+        None => Vec::new(),
+    };
     let account = find_in(&mut *tx, id).await?;
     tx.commit().await?;
-    Ok(account)
+    Ok(account.map(|account| Updated { account, revoked }))
 }
 
 /// Deactivates an active account of `role` and cancels its future scheduled sessions, in one
@@ -395,132 +363,4 @@ pub async fn deactivate(pool: &PgPool, id: Uuid, role: Role) -> sqlx::Result<Opt
     .await?;
     tx.commit().await?;
     Ok(Some(cancelled))
-}
-
-/// The id of the active tutor with `tag`, locking the account against a concurrent
-/// deactivation until the transaction ends.
-pub async fn lock_active_tutor_by_tag(
-    conn: &mut PgConnection,
-    tag: &TutorTag,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT u.id FROM tutors t JOIN users u ON u.id = t.user_id \
-         WHERE t.tag = $1 AND u.deactivated_at IS NULL FOR SHARE OF u",
-    )
-    .bind(tag.as_str())
-    .fetch_optional(conn)
-    .await
-}
-
-/// `id` when it is an active tutor, locked like [`lock_active_tutor_by_tag`].
-pub async fn lock_active_tutor(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT id FROM users WHERE id = $1 AND role = 'tutor' AND deactivated_at IS NULL FOR SHARE",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Links a student to a tutor; `false` when they were already linked.
-pub async fn link(db: impl PgExecutor<'_>, student_id: Uuid, tutor_id: Uuid) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO student_tutor_links (student_id, tutor_id) VALUES ($1, $2) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(student_id)
-    .bind(tutor_id)
-    .execute(db)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
-}
-
-/// Why linking by tag failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error("no active tutor has that tag")]
-    TagNotFound,
-    #[error("the student is already linked to that tutor")]
-    AlreadyLinked,
-    #[error("the student's account is not active")]
-    StudentInactive,
-}
-
-/// Links an active student to the active tutor with `tag`.
-pub async fn link_by_tag(pool: &PgPool, student_id: Uuid, tag: &TutorTag) -> Result<(), LinkError> {
-    let mut tx = pool.begin().await?;
-    let active: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM users WHERE id = $1 AND deactivated_at IS NULL FOR SHARE",
-    )
-    .bind(student_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if active.is_none() {
-        return Err(LinkError::StudentInactive);
-    }
-    let tutor_id = lock_active_tutor_by_tag(&mut tx, tag)
-        .await?
-        .ok_or(LinkError::TagNotFound)?;
-    if !link(&mut *tx, student_id, tutor_id).await? {
-        return Err(LinkError::AlreadyLinked);
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// A tutor as a linked student sees it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LinkedTutor {
-    pub id: Uuid,
-    pub tag: String,
-    pub name: String,
-    pub institution: String,
-    pub linked_at: DateTime<Utc>,
-}
-
-/// The active tutors a student is linked to, oldest link first.
-pub async fn linked_tutors(pool: &PgPool, student_id: Uuid) -> sqlx::Result<Vec<LinkedTutor>> {
-    sqlx::query_as(
-        "SELECT u.id, t.tag, u.name, t.institution, l.created_at AS linked_at \
-         FROM student_tutor_links l \
-         JOIN tutors t ON t.user_id = l.tutor_id JOIN users u ON u.id = t.user_id \
-         WHERE l.student_id = $1 AND u.deactivated_at IS NULL \
-         ORDER BY l.created_at, u.id",
-    )
-    .bind(student_id)
-    .fetch_all(pool)
-    .await
-}
-
-/// A student as their tutor sees them.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LinkedStudent {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub linked_at: DateTime<Utc>,
-}
-
-/// One page of a tutor's active students, by link time, after the `(linked_at, id)` cursor.
-pub async fn tutor_students(
-    pool: &PgPool,
-    tutor_id: Uuid,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
-) -> sqlx::Result<Vec<LinkedStudent>> {
-    sqlx::query_as(
-        "SELECT u.id, u.name, u.created_at, l.created_at AS linked_at \
-         FROM student_tutor_links l JOIN users u ON u.id = l.student_id \
-         WHERE l.tutor_id = $1 AND u.deactivated_at IS NULL \
-           AND ($2::timestamptz IS NULL OR (l.created_at, l.student_id) > ($2, $3)) \
-         ORDER BY l.created_at, l.student_id LIMIT $4",
-    )
-    .bind(tutor_id)
-    .bind(after.map(|(at, _)| at))
-    .bind(after.map(|(_, id)| id))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
 }

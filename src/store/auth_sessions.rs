@@ -1,7 +1,7 @@
 //! Server-side records of issued tokens, so that a logout revokes a token on every node.
 
-use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::{Acquire, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::auth::Claims;
@@ -54,23 +54,35 @@ pub struct RevokedBatch {
     pub db_now: DateTime<Utc>,
 }
 
-/// Reads revocations made at or after `since` (all unexpired ones when `None`).
+/// Reads revocations made at or after `since` (all when `None`) of tokens that expired no more
+/// than `margin` ago.
 pub async fn revoked_since(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     since: Option<DateTime<Utc>>,
+    margin: TimeDelta,
 ) -> sqlx::Result<RevokedBatch> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let db_now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *tx)
         .await?;
     let revoked = sqlx::query_as(
         "SELECT jti, expires_at FROM auth_sessions \
          WHERE revoked_at IS NOT NULL AND ($1::timestamptz IS NULL OR revoked_at >= $1) \
-           AND expires_at > now()",
+           AND expires_at > now() - make_interval(secs => $2)",
     )
     .bind(since)
+    .bind(margin.num_seconds() as f64)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(RevokedBatch { revoked, db_now })
+}
+
+/// Deletes the records of tokens expired more than a day ago (run periodically).
+pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
+    let deleted =
+        sqlx::query("DELETE FROM auth_sessions WHERE expires_at < now() - interval '1 day'")
+            .execute(pool)
+            .await?;
+    Ok(deleted.rows_affected())
 }

@@ -1,15 +1,33 @@
-//! Failed logins per e-mail, shared by every node, for throttling.
+//! Failed password checks per e-mail, shared by every node, for throttling: 10 per 15 minutes.
+//!
+//! An attempt is counted as a failure *before* the password is checked and forgiven only when it
+//! succeeds, so a burst of parallel guesses cannot all slip past the count.
 
-use sqlx::PgExecutor;
+use sqlx::PgPool;
 
-/// The failures counted: at most this many per window.
+/// The failures allowed per window.
 pub const MAX_FAILURES: i64 = 10;
 /// The window, in seconds (15 minutes).
 pub const WINDOW_SECS: i64 = 15 * 60;
 
-/// When the e-mail is throttled, the number of seconds until a login may be tried again.
-pub async fn retry_after(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<u64>> {
-    // The 10th most recent failure in the window: once it leaves the window, fewer than 10 remain.
+/// The outcome of asking to check a password for an e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead; the attempt already counts as a failure until [`forgive`] is called.
+    Allowed,
+    /// Throttled: retry after this many seconds.
+    Throttled { retry_after_secs: u64 },
+}
+
+/// Counts an attempt for `email` unless it is throttled. Attempts for one e-mail are serialized
+/// by an advisory lock, so the count cannot be overrun by parallel requests.
+pub async fn begin_attempt(pool: &PgPool, email: &str) -> sqlx::Result<Attempt> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('login:' || lower($1)))")
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+    // The 10th most recent failure in the window: once it leaves, fewer than 10 remain.
     let seconds_left: Option<i64> = sqlx::query_scalar(
         "SELECT GREATEST(1, ceil(extract(epoch FROM \
                     failed_at + make_interval(secs => $2) - now())))::bigint \
@@ -20,31 +38,38 @@ pub async fn retry_after(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<O
     .bind(email)
     .bind(WINDOW_SECS as f64)
     .bind(MAX_FAILURES)
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(seconds_left.map(|secs| u64::try_from(secs).unwrap_or(1)))
+    if let Some(secs) = seconds_left {
+        tx.commit().await?;
+        return Ok(Attempt::Throttled {
+            retry_after_secs: u64::try_from(secs).unwrap_or(1),
+        });
+    }
+    sqlx::query("INSERT INTO login_failures (email_key) VALUES (lower($1))")
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Attempt::Allowed)
 }
 
-/// Records one failed login for `email`, and forgets failures older than the window.
-pub async fn record(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "WITH pruned AS ( \
-             DELETE FROM login_failures \
-             WHERE email_key = lower($1) AND failed_at <= now() - make_interval(secs => $2)) \
-         INSERT INTO login_failures (email_key) VALUES (lower($1))",
-    )
-    .bind(email)
-    .bind(WINDOW_SECS as f64)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Forgets the failures of `email` after a successful login.
-pub async fn clear(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<()> {
+/// Forgets the failures of `email` after a successful check.
+pub async fn forgive(pool: &PgPool, email: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM login_failures WHERE email_key = lower($1)")
         .bind(email)
-        .execute(db)
+        .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Deletes failures older than the window, whatever their e-mail (run periodically).
+pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM login_failures WHERE failed_at <= now() - make_interval(secs => $1)",
+    )
+    .bind(WINDOW_SECS as f64)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
 }

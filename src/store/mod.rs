@@ -3,9 +3,12 @@
 
 pub mod accounts;
 pub mod auth_sessions;
+pub mod links;
 pub mod login_failures;
+pub mod tutors;
 
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -21,8 +24,28 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&settings.url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    if settings.create_if_missing {
-        create_database_if_missing(&options).await?;
+    // A database that is still starting (docker compose, a restart) gets some time to answer.
+    let deadline = Instant::now() + settings.connect_retry;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = if settings.create_if_missing {
+            create_database_if_missing(&options).await
+        } else {
+            options
+                .connect()
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        };
+        match attempt {
+            Ok(()) => break,
+            Err(err) if Instant::now() + delay < deadline => {
+                tracing::warn!(error = format!("{err:#}"), "database not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(err),
+        }
     }
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
@@ -35,6 +58,31 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
         .await
         .context("running database migrations")?;
     Ok(pool)
+}
+
+/// Deletes what has expired (throttling records, old token records, idempotency keys) every
+/// minute, until the runtime stops.
+pub fn spawn_janitor(pool: PgPool) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(60));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let pruned = async {
+                login_failures::prune(&pool).await?;
+                auth_sessions::prune(&pool).await?;
+                sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'",
+                )
+                .execute(&pool)
+                .await?;
+                Ok::<_, sqlx::Error>(())
+            };
+            if let Err(err) = pruned.await {
+                tracing::warn!(error = %err, "could not prune expired records");
+            }
+        }
+    });
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {

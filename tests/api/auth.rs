@@ -214,7 +214,7 @@ async fn a_user_type_that_does_not_match_the_account_is_401() {
         &json!({"email": student.email, "password": PASSWORD, "user_type": "admin"}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(401, "invalid_credentials");
 }
 
 #[actix_web::test]
@@ -280,6 +280,54 @@ async fn ten_failed_logins_lock_the_email_with_429_and_retry_after() {
         .await
         .expect("age the failures");
     app.login(&student.email, PASSWORD).await;
+}
+
+#[actix_web::test]
+async fn parallel_guesses_cannot_overrun_the_throttle() {
+    let app = spawn_app().await;
+    let student = app.student().await;
+    let guesses = (0..25).map(|i| {
+        let app = &app;
+        let email = student.email.clone();
+        async move {
+            app.post(
+                "/auth/login",
+                None,
+                &json!({"email": email, "password": format!("guess number {i}")}),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let refused = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((refused, throttled), (10, 15), "{statuses:?}");
+}
+
+#[actix_web::test]
+async fn odd_credentials_are_refused_as_credentials_not_errors() {
+    let app = spawn_app().await;
+    let student = app.student().await;
+    for (email, password) in [
+        ("x".repeat(3000), PASSWORD.to_owned()),
+        ("nul\u{0}@example.com".to_owned(), PASSWORD.to_owned()),
+        (String::new(), String::new()),
+        // bcrypt would compare only the first 72 bytes: a longer password must not match.
+        (
+            student.email.clone(),
+            format!("{PASSWORD}{}", "x".repeat(72)),
+        ),
+    ] {
+        app.post(
+            "/auth/login",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+        .assert_problem(401, "invalid_credentials");
+    }
 }
 
 #[actix_web::test]
