@@ -140,13 +140,13 @@ pub async fn create_account(
             "an account with this e-mail already exists",
         ));
     }
-    if let Some(LinkTo::Tag(tag)) = &link_to {
-        if links::active_tutor_by_tag(db, tag).await?.is_none() {
-            return Err(ApiError::not_found(
-                "tag_not_found",
-                "no active teacher has this tag",
-            ));
-        }
+    if let Some(LinkTo::Tag(tag)) = &link_to
+        && links::active_tutor_by_tag(db, tag).await?.is_none()
+    {
+        return Err(ApiError::not_found(
+            "tag_not_found",
+            "no active teacher has this tag",
+        ));
     }
     let password_hash = auth.hasher.hash(&password).await?;
     let new = NewAccount {
