@@ -190,6 +190,9 @@ CREATE TABLE idempotency_keys (
     request_hash     text NOT NULL,
     response_status  smallint CHECK (response_status BETWEEN 100 AND 599),
     response_body    jsonb,
+    -- The id of what the request creates, chosen before it runs: a retry that takes over an
+    -- abandoned key finds the resource if the first attempt did commit it.
+    resource_id      uuid,
     locked_until     timestamptz NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, scope, idempotency_key),

@@ -189,34 +189,66 @@ fn constraint_violation(constraint: &str) -> Option<ApiError> {
     Some(ApiError::conflict(code, detail))
 }
 
+/// Whether a database error means "the database cannot be reached right now" (`503`) rather
+/// than a fault of ours.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        // Connection exceptions, shutdowns, too many connections, read-only standby.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006"
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        let unavailable = match &err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::BeginFailed => true,
-            sqlx::Error::Database(db) => {
-                if let Some(client_error) = db.constraint().and_then(constraint_violation) {
-                    return client_error;
-                }
-                // Connection exceptions, shutdowns, too many connections, read-only standby.
-                db.code().is_some_and(|code| {
-                    code.starts_with("08")
-                        || code.starts_with("57P")
-                        || code == "53300"
-                        || code == "25006"
-                })
-            }
-            _ => false,
-        };
+        if let sqlx::Error::Database(db) = &err
+            && let Some(client_error) = db.constraint().and_then(constraint_violation)
+        {
+            return client_error;
+        }
+        let unavailable = is_unavailable(&err);
         let err = anyhow::Error::new(err).context("database error");
         if unavailable {
             Self::Unavailable(err)
         } else {
             Self::Internal(err)
+        }
+    }
+}
+
+impl From<crate::scheduling::ScheduleError> for ApiError {
+    fn from(err: crate::scheduling::ScheduleError) -> Self {
+        use crate::domain::slots::Refusal;
+        use crate::scheduling::ScheduleError as E;
+        match err {
+            E::Refused(Refusal::SlotTaken) => {
+                Self::conflict("slot_taken", "the tutor already has a session at that time")
+            }
+            E::Refused(refusal @ Refusal::BadDuration) => {
+                Self::unprocessable(refusal.code(), "duration_minutes", refusal.to_string())
+            }
+            E::Refused(refusal) => {
+                Self::unprocessable(refusal.code(), "scheduled_at", refusal.to_string())
+            }
+            E::StudentBusy => {
+                Self::conflict("student_busy", "you already have a session at that time")
+            }
+            E::TutorNotFound => Self::not_found("tutor_not_found", "no active tutor has this id"),
+            E::StudentInactive => Self::account_not_found(),
+            E::NotScheduled => Self::conflict(
+                "session_not_scheduled",
+                "the session is already completed or cancelled",
+            ),
+            E::Unavailable(message) => Self::Unavailable(anyhow::anyhow!(message)),
+            E::Internal(message) => Self::Internal(anyhow::anyhow!(message)),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod configuration;
 pub mod domain;
 pub mod error;
 pub mod routes;
+pub mod scheduling;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -15,7 +15,11 @@ use sqlx::{ConnectOptions as _, PgPool};
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
 use crate::routes::{self, json};
+use crate::scheduling::{Persister, Registry};
 use crate::store;
+
+/// Booking writers: each commits one batch at a time, so this many transactions run at once.
+const PERSISTER_WRITERS: usize = 4;
 
 /// How long a graceful stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,6 +64,10 @@ impl Application {
         };
         auth.hasher.prepare_decoy().await?;
 
+        let persister = Persister::start(pool.clone(), PERSISTER_WRITERS);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let scheduler = web::Data::new(Registry::start(pool.clone(), persister, cores));
+
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;
         let address = listener.local_addr()?;
@@ -69,6 +77,7 @@ impl Application {
             App::new()
                 .app_data(db.clone())
                 .app_data(auth.clone())
+                .app_data(scheduler.clone())
                 .app_data(web::PathConfig::default().error_handler(json::path_error))
                 .app_data(web::QueryConfig::default().error_handler(json::query_error))
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))

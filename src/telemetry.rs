@@ -11,3 +11,14 @@ pub fn init() {
         .with_target(false)
         .try_init();
 }
+
+/// For tests: logs go through the test harness's capture, so passing tests stay quiet.
+pub fn init_for_tests() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_test_writer()
+        .try_init();
+}

@@ -1,11 +1,15 @@
 //! Pure types and rules of the product: parsed once at the edge, trusted everywhere after.
 //! Nothing in here performs I/O.
 
+pub mod availability;
 mod email;
+mod local_time;
 mod money;
 mod password;
 mod profile;
 mod role;
+mod session;
+pub mod slots;
 mod tag;
 mod timezone;
 
@@ -14,6 +18,7 @@ pub use money::{Currency, Money, MoneyDto};
 pub use password::Password;
 pub use profile::{Bio, Institution, PersonName, Specializations};
 pub use role::Role;
+pub use session::{PaymentStatus, SessionStatus};
 pub use tag::TutorTag;
 pub use timezone::TimeZone;
 
@@ -26,6 +31,18 @@ impl InvalidValue {
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+}
+
+/// An instant written as RFC 3339 with an offset (`2026-12-01T14:00:00Z`,
+/// `2026-12-01T11:00:00-03:00`), in UTC.
+pub fn parse_instant(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, InvalidValue> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            InvalidValue::new(
+                "must be an RFC 3339 instant with an offset, such as 2026-12-01T14:00:00Z",
+            )
+        })
 }
 
 /// Trims `raw` and checks it has `min..=max` characters and no control characters.

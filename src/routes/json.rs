@@ -23,22 +23,53 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let head = check_head(req);
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(ApiJson) })
+    }
+}
+
+/// Like [`ApiJson`], for bodies that may be left out entirely (`{reason?}`): no body at all
+/// reads as `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
         Box::pin(async move {
-            head?;
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| {
-                    ApiError::bad_request("bad_request", "the request body could not be read")
-                })?;
-                if body.len() + chunk.len() > BODY_LIMIT {
-                    return Err(ApiError::payload_too_large(BODY_LIMIT));
-                }
-                body.extend_from_slice(&chunk);
+            let body = body.await?;
+            if body.is_empty() {
+                Ok(OptionalJson(T::default()))
+            } else {
+                parse_json(&body).map(OptionalJson)
             }
-            parse_json(&body).map(ApiJson)
         })
+    }
+}
+
+/// Reads the whole body, refusing it past [`BODY_LIMIT`] whether or not a length was declared.
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<BytesMut, ApiError>> + 'static {
+    let head = check_head(req);
+    let mut payload = payload.take();
+    async move {
+        head?;
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::bad_request("bad_request", "the request body could not be read")
+            })?;
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(ApiError::payload_too_large(BODY_LIMIT));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 

@@ -6,8 +6,10 @@ mod auth;
 mod health;
 pub mod json;
 pub mod pagination;
+mod sessions;
 mod students;
 mod teachers;
+mod tutors;
 mod users;
 pub mod views;
 
@@ -26,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     teachers::configure(cfg);
     students::configure(cfg);
+    tutors::configure(cfg);
+    sessions::configure(cfg);
 }
 
 /// The answer for a path no route serves.

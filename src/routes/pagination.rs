@@ -78,7 +78,8 @@ impl<T> Paginated<T> {
     }
 }
 
-fn encode_cursor((at, id): (DateTime<Utc>, Uuid)) -> String {
+/// The opaque cursor of a position in a list.
+pub fn encode_cursor((at, id): (DateTime<Utc>, Uuid)) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
 }
 

@@ -10,6 +10,7 @@ use super::views::{LinkedTeacherView, MessageView, StudentView, UserView};
 use crate::auth::{Auth, StudentUser, TutorUser};
 use crate::domain::{Role, TutorTag};
 use crate::error::{ApiError, FieldErrors};
+use crate::scheduling::{Refresh, Registry};
 use crate::store::accounts::{self, Account, LinkTo};
 use crate::store::links;
 
@@ -126,11 +127,16 @@ async fn get_me(
 /// `DELETE /students/me`: deactivates the account and cancels its future sessions.
 async fn deactivate_me(
     db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
     caller: StudentUser,
 ) -> Result<web::Json<MessageView>, ApiError> {
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Student)
         .await?
         .ok_or_else(ApiError::account_not_found)?;
+    // The cancelled sessions' time is free again: their tutors' actors reload.
+    for (_, tutor_id) in &cancelled {
+        scheduler.tell_if_running(*tutor_id, Refresh);
+    }
     tracing::info!(student = %caller.id(), cancelled = cancelled.len(), "student deactivated");
     Ok(web::Json(MessageView {
         message: "the student account has been deactivated",

@@ -11,6 +11,7 @@ use super::views::{LinkedStudentView, MessageView, TeacherView};
 use crate::auth::{Auth, TutorUser};
 use crate::domain::Role;
 use crate::error::{ApiError, FieldErrors};
+use crate::scheduling::{Refresh, Registry};
 use crate::store::accounts::{self, Account};
 use crate::store::links;
 
@@ -79,11 +80,13 @@ async fn get_tag(db: web::Data<PgPool>, caller: TutorUser) -> Result<HttpRespons
 /// `DELETE /teachers/me`: deactivates the account and cancels its future sessions.
 async fn deactivate_me(
     db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
     caller: TutorUser,
 ) -> Result<web::Json<MessageView>, ApiError> {
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Tutor)
         .await?
         .ok_or_else(ApiError::account_not_found)?;
+    scheduler.tell_if_running(caller.id(), Refresh);
     tracing::info!(tutor = %caller.id(), cancelled = cancelled.len(), "tutor deactivated");
     Ok(web::Json(MessageView {
         message: "the teacher account has been deactivated",

@@ -11,6 +11,7 @@ use super::views::UserView;
 use crate::auth::{Auth, AuthUser};
 use crate::domain::{Email, MoneyDto, Password, PersonName, Role};
 use crate::error::{ApiError, FieldError, FieldErrors};
+use crate::scheduling::{Refresh, Registry};
 use crate::store::accounts::{self, Account, AccountChanges};
 use crate::store::login_failures::{self, Attempt};
 
@@ -69,6 +70,7 @@ impl UpdateUserBody {
 async fn update_user(
     db: web::Data<PgPool>,
     auth: web::Data<Auth>,
+    scheduler: web::Data<Registry>,
     caller: AuthUser,
     id: web::Path<Uuid>,
     ApiJson(body): ApiJson<UpdateUserBody>,
@@ -123,6 +125,10 @@ async fn update_user(
         .ok_or_else(user_not_found)?;
     for (jti, expires_at) in updated.revoked {
         auth.revoked.insert(jti, expires_at);
+    }
+    if changes.timezone.is_some() {
+        // The availability rules share the profile's zone.
+        scheduler.tell_if_running(caller.id(), Refresh);
     }
     Ok(web::Json(UserView::of(&updated.account, Some(caller.id()))))
 }

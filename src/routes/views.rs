@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{MoneyDto, Role};
+use crate::domain::{MoneyDto, PaymentStatus, Role, SessionStatus};
 use crate::store::accounts::{Account, TutorProfile};
 use crate::store::links::{LinkedStudent, LinkedTutor};
+use crate::store::sessions::SessionRecord;
 
 /// `{average, count}`; `average` is `null` until the first review.
 #[derive(Debug, Serialize)]
@@ -169,4 +170,51 @@ impl From<LinkedStudent> for LinkedStudentView {
 #[derive(Debug, Serialize)]
 pub struct MessageView {
     pub message: &'static str,
+}
+
+/// A session: `{id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes, status, price,
+/// payment_status, created_at, cancelled_reason?}`.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub tutor_id: Uuid,
+    pub student_id: Uuid,
+    pub scheduled_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub duration_minutes: i32,
+    pub status: SessionStatus,
+    pub price: MoneyDto,
+    pub payment_status: PaymentStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_reason: Option<String>,
+}
+
+impl From<&SessionRecord> for SessionView {
+    fn from(s: &SessionRecord) -> Self {
+        Self {
+            id: s.id,
+            tutor_id: s.tutor_id,
+            student_id: s.student_id,
+            scheduled_at: s.scheduled_at,
+            ends_at: s.ends_at,
+            duration_minutes: s.duration_minutes,
+            status: s.status,
+            price: MoneyDto {
+                amount_cents: s.price_cents,
+                currency: s.currency.clone(),
+            },
+            payment_status: s.payment_status,
+            created_at: s.created_at,
+            cancelled_reason: s.cancelled_reason.clone(),
+        }
+    }
+}
+
+/// A bookable slot: `start`/`end` in UTC, `local_start` with the tutor's offset.
+#[derive(Debug, Serialize)]
+pub struct SlotView {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub local_start: String,
 }

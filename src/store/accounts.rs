@@ -331,9 +331,13 @@ pub async fn update(
 }
 
 /// Deactivates an active account of `role` and cancels its future scheduled sessions, in one
-/// transaction. Returns the ids of the cancelled sessions, or `None` when there was no such
-/// active account.
-pub async fn deactivate(pool: &PgPool, id: Uuid, role: Role) -> sqlx::Result<Option<Vec<Uuid>>> {
+/// transaction. Returns the cancelled sessions as `(session id, tutor id)`, or `None` when there
+/// was no such active account.
+pub async fn deactivate(
+    pool: &PgPool,
+    id: Uuid,
+    role: Role,
+) -> sqlx::Result<Option<Vec<(Uuid, Uuid)>>> {
     let mut tx = pool.begin().await?;
     let deactivated = sqlx::query(
         "UPDATE users SET deactivated_at = now(), updated_at = now() \
@@ -350,12 +354,12 @@ pub async fn deactivate(pool: &PgPool, id: Uuid, role: Role) -> sqlx::Result<Opt
         Role::Tutor => "the tutor's account was deactivated",
         Role::Student => "the student's account was deactivated",
     };
-    let cancelled: Vec<Uuid> = sqlx::query_scalar(
+    let cancelled: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "UPDATE sessions SET status = 'cancelled', cancelled_at = now(), cancelled_reason = $2, \
                              updated_at = now() \
          WHERE (tutor_id = $1 OR student_id = $1) AND status = 'scheduled' \
            AND scheduled_at > now() \
-         RETURNING id",
+         RETURNING id, tutor_id",
     )
     .bind(id)
     .bind(reason)
@@ -363,4 +367,48 @@ pub async fn deactivate(pool: &PgPool, id: Uuid, role: Role) -> sqlx::Result<Opt
     .await?;
     tx.commit().await?;
     Ok(Some(cancelled))
+}
+
+/// Filters of the public tutor catalogue.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CatalogueFilter<'a> {
+    /// A subject the tutor lists (compared case-insensitively).
+    pub specialization: Option<&'a str>,
+    pub max_price_cents: Option<i64>,
+}
+
+/// One page of active tutors, oldest first, after the `(created_at, id)` cursor.
+pub async fn catalogue(
+    pool: &PgPool,
+    filter: &CatalogueFilter<'_>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<Account>> {
+    let rows: Vec<AccountRow> = sqlx::query_as(select_account!(
+        "WHERE u.role = 'tutor' AND u.deactivated_at IS NULL \
+           AND ($1::text IS NULL OR EXISTS ( \
+                SELECT 1 FROM unnest(t.specialization) AS s WHERE lower(s) = lower($1))) \
+           AND ($2::bigint IS NULL OR t.price_cents <= $2) \
+           AND ($3::timestamptz IS NULL OR (u.created_at, u.id) > ($3, $4)) \
+         ORDER BY u.created_at, u.id LIMIT $5"
+    ))
+    .bind(filter.specialization)
+    .bind(filter.max_price_cents)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Account::from).collect())
+}
+
+/// The active tutor with this id.
+pub async fn find_active_tutor(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Account>> {
+    let row: Option<AccountRow> = sqlx::query_as(select_account!(
+        "WHERE u.id = $1 AND u.role = 'tutor' AND u.deactivated_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Account::from))
 }

@@ -3,8 +3,11 @@
 
 pub mod accounts;
 pub mod auth_sessions;
+pub mod availability;
+pub mod idempotency;
 pub mod links;
 pub mod login_failures;
+pub mod sessions;
 pub mod tutors;
 
 use std::str::FromStr;
@@ -116,29 +119,42 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Resul
     Ok(())
 }
 
-// Roles are stored as their lowercase names (`users.role` has a CHECK for the two values).
-impl sqlx::Type<sqlx::Postgres> for crate::domain::Role {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
+/// Stores a domain enum as its lowercase name in a `text` column (each column has a CHECK for
+/// the allowed names).
+macro_rules! text_enum {
+    ($($ty:ty),+) => {$(
+        impl sqlx::Type<sqlx::Postgres> for $ty {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
 
-    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
-    }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $ty {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(raw.parse()?)
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+    )+};
 }
 
-impl<'r> sqlx::Decode<'r, sqlx::Postgres> for crate::domain::Role {
-    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        Ok(raw.parse()?)
-    }
-}
-
-impl sqlx::Encode<'_, sqlx::Postgres> for crate::domain::Role {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-    }
-}
+text_enum!(
+    crate::domain::Role,
+    crate::domain::SessionStatus,
+    crate::domain::PaymentStatus
+);

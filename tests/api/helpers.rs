@@ -183,7 +183,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server whose database cannot be reached (nothing listens on port 1).
 pub async fn spawn_app_without_database() -> TestApp {
-    tutoring::telemetry::init();
+    tutoring::telemetry::init_for_tests();
     let mut settings = test_settings("nowhere");
     settings.database.url = "postgres://postgres@127.0.0.1:1/nowhere".to_owned();
     settings.database.acquire_timeout = Duration::from_millis(300);
@@ -203,7 +203,7 @@ pub async fn spawn_second_node(app: &TestApp) -> TestApp {
 }
 
 async fn spawn_node(database: &str, owns_database: bool) -> TestApp {
-    tutoring::telemetry::init();
+    tutoring::telemetry::init_for_tests();
     let settings = test_settings(database);
     let application = Application::build(settings.clone())
         .await

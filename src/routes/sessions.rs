@@ -1,0 +1,355 @@
+//! `/sessions/*`: booking, reading, cancelling, completing and moving sessions. Every change to a
+//! tutor's time goes through that tutor's actor.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::json::{ApiJson, OptionalJson};
+use super::pagination::{Page, PageParams, Paginated};
+use super::views::SessionView;
+use crate::auth::{AuthUser, StudentUser};
+use crate::domain::{PaymentStatus, SessionStatus, parse_instant};
+use crate::error::{ApiError, FieldErrors};
+use crate::scheduling::{Book, Cancel, Registry, Reschedule};
+use crate::store::idempotency::{self, Claim};
+use crate::store::sessions::{self, SessionFilter, SessionRecord};
+
+/// Used when a booking names no duration.
+const DEFAULT_DURATION_MINUTES: u32 = 60;
+const IDEMPOTENCY_SCOPE: &str = "POST /sessions";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/sessions").route(web::post().to(book)))
+        .service(web::resource("/sessions/user/{id}").route(web::get().to(list_for_user)))
+        .service(web::resource("/sessions/{id}").route(web::get().to(get_session)))
+        .service(web::resource("/sessions/{id}/cancel").route(web::post().to(cancel)))
+        .service(web::resource("/sessions/{id}/complete").route(web::post().to(complete)))
+        .service(web::resource("/sessions/{id}/reschedule").route(web::post().to(reschedule)));
+}
+
+#[derive(Debug, Deserialize)]
+struct BookBody {
+    tutor_id: Uuid,
+    scheduled_at: String,
+    duration_minutes: Option<u32>,
+}
+
+/// A duration as sent: at most a day (the tutor's rules say more, in the actor).
+fn parse_duration(errors: &mut FieldErrors, minutes: Option<u32>, default: u32) -> Option<u32> {
+    let minutes = minutes.unwrap_or(default);
+    if (1..=1440).contains(&minutes) {
+        Some(minutes)
+    } else {
+        errors.push("duration_minutes", "must be between 1 and 1440 minutes");
+        None
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str().map(str::trim) {
+        Ok(key) if (1..=255).contains(&key.len()) => Ok(Some(key.to_owned())),
+        _ => Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+fn created(record: &SessionRecord) -> HttpResponse {
+    HttpResponse::Created().json(SessionView::from(record))
+}
+
+/// `POST /sessions`: books a session for the calling student. With an `Idempotency-Key`, the
+/// same key and body within 24 h get the first answer and never a second booking.
+async fn book(
+    req: HttpRequest,
+    db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
+    student: StudentUser,
+    ApiJson(body): ApiJson<BookBody>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let mut errors = FieldErrors::default();
+    let start = errors.check("scheduled_at", parse_instant(&body.scheduled_at));
+    let minutes = parse_duration(&mut errors, body.duration_minutes, DEFAULT_DURATION_MINUTES);
+    let (start, minutes) = errors.finish(start.zip(minutes))?;
+    let book = |session_id| Book {
+        session_id,
+        student_id: student.id(),
+        start,
+        duration_minutes: minutes,
+    };
+
+    let Some(key) = key else {
+        let record = scheduler.ask(body.tutor_id, book(Uuid::now_v7())).await??;
+        return Ok(created(&record));
+    };
+    let fingerprint = format!("{}|{}|{minutes}", body.tutor_id, start.to_rfc3339());
+    let session_id =
+        match idempotency::claim(&db, student.id(), IDEMPOTENCY_SCOPE, &key, &fingerprint).await? {
+            Claim::Replay { status, body } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
+                return Ok(HttpResponse::build(status).json(body));
+            }
+            Claim::InFlight => {
+                return Err(ApiError::conflict(
+                    "request_in_progress",
+                    "a request with this Idempotency-Key is still being processed",
+                ));
+            }
+            Claim::Mismatch => {
+                return Err(ApiError::unprocessable(
+                    "idempotency_key_reused",
+                    "Idempotency-Key",
+                    "this Idempotency-Key was used for a different request",
+                ));
+            }
+            Claim::Resume { resource_id } => {
+                // The first attempt may have committed before it could record its answer.
+                if let Some(existing) = sessions::find(db.get_ref(), resource_id).await? {
+                    return remember(&db, student.id(), &key, &existing).await;
+                }
+                resource_id
+            }
+            Claim::Run { resource_id } => resource_id,
+        };
+    match scheduler.ask(body.tutor_id, book(session_id)).await {
+        Ok(Ok(record)) => remember(&db, student.id(), &key, &record).await,
+        Ok(Err(err)) | Err(err) => {
+            // Nothing was booked: let a retry with this key run again.
+            idempotency::release(&db, student.id(), IDEMPOTENCY_SCOPE, &key).await?;
+            Err(err.into())
+        }
+    }
+}
+
+async fn remember(
+    db: &PgPool,
+    student_id: Uuid,
+    key: &str,
+    record: &SessionRecord,
+) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_value(SessionView::from(record)).map_err(anyhow::Error::from)?;
+    idempotency::complete(db, student_id, IDEMPOTENCY_SCOPE, key, 201, &body).await?;
+    Ok(HttpResponse::Created().json(body))
+}
+
+fn session_not_found() -> ApiError {
+    ApiError::not_found("session_not_found", "no session of yours has this id")
+}
+
+/// The session, when the caller takes part in it; `404` for anyone else.
+async fn participant_session(
+    db: &PgPool,
+    caller: &AuthUser,
+    id: Uuid,
+) -> Result<SessionRecord, ApiError> {
+    sessions::find(db, id)
+        .await?
+        .filter(|s| s.is_participant(caller.id()))
+        .ok_or_else(session_not_found)
+}
+
+/// `GET /sessions/{id}`.
+async fn get_session(
+    db: web::Data<PgPool>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    let session = participant_session(&db, &caller, *id).await?;
+    Ok(web::Json(SessionView::from(&session)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+/// `GET /sessions/user/{id}`: the caller's own sessions, as student or tutor, latest first.
+async fn list_for_user(
+    db: web::Data<PgPool>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    params: web::Query<ListParams>,
+) -> Result<web::Json<Paginated<SessionView>>, ApiError> {
+    if caller.id() != *id {
+        return Err(ApiError::forbidden("you may only list your own sessions"));
+    }
+    let mut errors = FieldErrors::default();
+    let status = params
+        .status
+        .as_deref()
+        .and_then(|raw| errors.check("status", raw.parse::<SessionStatus>()));
+    let from = params
+        .from
+        .as_deref()
+        .and_then(|raw| errors.check("from", parse_instant(raw)));
+    let to = params
+        .to
+        .as_deref()
+        .and_then(|raw| errors.check("to", parse_instant(raw)));
+    errors.finish(Some(()))?;
+    let page = Page::parse(&params.page)?;
+    let filter = SessionFilter { status, from, to };
+    let rows =
+        sessions::list_for_user(&db, caller.id(), &filter, page.after, page.fetch_limit()).await?;
+    Ok(web::Json(Paginated::from_rows(
+        rows,
+        &page,
+        |s| (s.scheduled_at, s.id),
+        |s| SessionView::from(&s),
+    )))
+}
+
+fn not_scheduled(session: &SessionRecord) -> ApiError {
+    match session.status {
+        SessionStatus::Cancelled => {
+            ApiError::conflict("already_cancelled", "the session is already cancelled")
+        }
+        _ => ApiError::conflict("already_completed", "the session is already completed"),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+/// `POST /sessions/{id}/cancel`: either participant cancels; the time is free again at once.
+async fn cancel(
+    db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    OptionalJson(body): OptionalJson<CancelBody>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "must have at most 2000 characters",
+        ));
+    }
+    let session = participant_session(&db, &caller, *id).await?;
+    if session.status != SessionStatus::Scheduled {
+        return Err(not_scheduled(&session));
+    }
+    let cancelled = scheduler
+        .ask(
+            session.tutor_id,
+            Cancel {
+                session_id: session.id,
+                reason,
+            },
+        )
+        .await?;
+    match cancelled {
+        Ok(record) => Ok(web::Json(SessionView::from(&record))),
+        Err(crate::scheduling::ScheduleError::NotScheduled) => {
+            // Completed or cancelled meanwhile: say which.
+            let now = participant_session(&db, &caller, *id).await?;
+            Err(not_scheduled(&now))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `POST /sessions/{id}/complete`: the session's tutor marks it done, once paid and started.
+async fn complete(
+    db: web::Data<PgPool>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    let session = participant_session(&db, &caller, *id).await?;
+    if session.tutor_id != caller.id() {
+        return Err(ApiError::forbidden(
+            "only the session's tutor may complete it",
+        ));
+    }
+    if session.status != SessionStatus::Scheduled {
+        return Err(not_scheduled(&session));
+    }
+    if session.payment_status != PaymentStatus::Paid {
+        return Err(ApiError::conflict(
+            "payment_required",
+            "the session must be paid before it is completed",
+        ));
+    }
+    if session.scheduled_at > chrono::Utc::now() {
+        return Err(ApiError::conflict(
+            "not_started",
+            "the session has not started yet",
+        ));
+    }
+    match sessions::complete(db.get_ref(), session.id).await? {
+        Some(record) => Ok(web::Json(SessionView::from(&record))),
+        // Changed meanwhile (cancelled, say): report what it is now.
+        None => {
+            let now = participant_session(&db, &caller, *id).await?;
+            Err(not_scheduled(&now))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RescheduleBody {
+    scheduled_at: String,
+    duration_minutes: Option<u32>,
+}
+
+/// `POST /sessions/{id}/reschedule`: either participant moves the session; atomic, so the old
+/// time is kept when the new one is refused.
+async fn reschedule(
+    db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    ApiJson(body): ApiJson<RescheduleBody>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    let session = participant_session(&db, &caller, *id).await?;
+    let current = u32::try_from(session.duration_minutes).unwrap_or(DEFAULT_DURATION_MINUTES);
+    let mut errors = FieldErrors::default();
+    let start = errors.check("scheduled_at", parse_instant(&body.scheduled_at));
+    let minutes = parse_duration(&mut errors, body.duration_minutes, current);
+    let (start, minutes) = errors.finish(start.zip(minutes))?;
+    if session.status != SessionStatus::Scheduled {
+        return Err(not_scheduled(&session));
+    }
+    if minutes != current && session.payment_status == PaymentStatus::Paid {
+        return Err(ApiError::conflict(
+            "already_paid",
+            "a paid session keeps its duration; cancel and book again to change it",
+        ));
+    }
+    let moved = scheduler
+        .ask(
+            session.tutor_id,
+            Reschedule {
+                session_id: session.id,
+                start,
+                duration_minutes: minutes,
+            },
+        )
+        .await?;
+    match moved {
+        Ok(record) => Ok(web::Json(SessionView::from(&record))),
+        Err(crate::scheduling::ScheduleError::NotScheduled) => {
+            let now = participant_session(&db, &caller, *id).await?;
+            Err(not_scheduled(&now))
+        }
+        Err(err) => Err(err.into()),
+    }
+}

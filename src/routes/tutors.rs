@@ -1,0 +1,291 @@
+//! `/tutors/*`: the public catalogue, availability rules and bookable slots.
+
+use actix_web::web;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::json::ApiJson;
+use super::pagination::{Page, PageParams, Paginated};
+use super::views::{SlotView, UserView};
+use crate::auth::TutorUser;
+use crate::domain::availability::{AvailabilityRules, AvailabilityRulesDto};
+use crate::domain::parse_instant;
+use crate::domain::slots::local_rfc3339;
+use crate::error::{ApiError, FieldError, FieldErrors};
+use crate::scheduling::{QuerySlots, Registry, ReplaceRules, ScheduleError};
+use crate::store::accounts::{self, CatalogueFilter};
+use crate::store::availability;
+
+/// The longest range a slot query (or an availability filter) may cover.
+const MAX_RANGE: TimeDelta = TimeDelta::days(31);
+/// How many tutors one catalogue request examines at most with an availability filter.
+const MAX_SCANNED: usize = 500;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/tutors").route(web::get().to(list_tutors)))
+        .service(
+            web::resource("/tutors/me/availability").route(web::put().to(replace_availability)),
+        )
+        .service(web::resource("/tutors/{id}").route(web::get().to(get_tutor)))
+        .service(web::resource("/tutors/{id}/availability").route(web::get().to(get_availability)))
+        .service(web::resource("/tutors/{id}/slots").route(web::get().to(get_slots)));
+}
+
+fn tutor_not_found() -> ApiError {
+    ApiError::not_found("tutor_not_found", "no active tutor has this id")
+}
+
+/// `[from, to)` from query parameters: both instants, `to` after `from`, at most 31 days.
+fn parse_range(
+    errors: &mut FieldErrors,
+    (from_field, from): (&str, Option<&str>),
+    (to_field, to): (&str, Option<&str>),
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let from = match from {
+        Some(raw) => errors.check(from_field, parse_instant(raw)),
+        None => {
+            errors.push(from_field, "is required");
+            None
+        }
+    };
+    let to = match to {
+        Some(raw) => errors.check(to_field, parse_instant(raw)),
+        None => {
+            errors.push(to_field, "is required");
+            None
+        }
+    };
+    let (from, to) = from.zip(to)?;
+    if to <= from {
+        errors.push(to_field, format!("must be after {from_field}"));
+        return None;
+    }
+    if to - from > MAX_RANGE {
+        errors.push(
+            to_field,
+            format!("must be at most 31 days after {from_field}"),
+        );
+        return None;
+    }
+    Some((from, to))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CatalogueParams {
+    specialization: Option<String>,
+    max_price_cents: Option<String>,
+    available_from: Option<String>,
+    available_to: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+/// `GET /tutors`: active tutors, oldest first, with filters.
+async fn list_tutors(
+    db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
+    params: web::Query<CatalogueParams>,
+) -> Result<web::Json<Paginated<UserView>>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let max_price =
+        params
+            .max_price_cents
+            .as_deref()
+            .and_then(|raw| match raw.trim().parse::<i64>() {
+                Ok(cents) if cents >= 0 => Some(cents),
+                _ => {
+                    errors.push(
+                        "max_price_cents",
+                        "must be a whole number of cents, 0 or more",
+                    );
+                    None
+                }
+            });
+    let range = match (&params.available_from, &params.available_to) {
+        (None, None) => None,
+        (from, to) => parse_range(
+            &mut errors,
+            ("available_from", from.as_deref()),
+            ("available_to", to.as_deref()),
+        ),
+    };
+    errors.finish(Some(()))?;
+    let page = Page::parse(&params.page)?;
+    let filter = CatalogueFilter {
+        specialization: params
+            .specialization
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()),
+        max_price_cents: max_price,
+    };
+    let Some((from, to)) = range else {
+        let rows = accounts::catalogue(&db, &filter, page.after, page.fetch_limit()).await?;
+        return Ok(web::Json(Paginated::from_rows(
+            rows,
+            &page,
+            |a| (a.created_at, a.id),
+            |a| UserView::of(&a, None),
+        )));
+    };
+
+    // With an availability filter, ask each candidate's actor (from memory) and keep going
+    // until the page is full or enough tutors were examined; the cursor resumes from there.
+    let limit = page.limit as usize;
+    let mut items = Vec::new();
+    let mut after = page.after;
+    let mut scanned = 0;
+    let mut exhausted = false;
+    while items.len() < limit && scanned < MAX_SCANNED {
+        let batch = accounts::catalogue(&db, &filter, after, 100).await?;
+        exhausted = batch.len() < 100;
+        for account in batch {
+            scanned += 1;
+            after = Some((account.created_at, account.id));
+            let query = QuerySlots {
+                from,
+                to,
+                duration_minutes: None,
+            };
+            let free = match scheduler.ask(account.id, query).await? {
+                Ok(answer) => !answer.slots.is_empty(),
+                Err(ScheduleError::TutorNotFound) => false,
+                Err(err) => return Err(err.into()),
+            };
+            if free {
+                items.push(UserView::of(&account, None));
+            }
+            if items.len() == limit {
+                break;
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let next_cursor = if exhausted && items.len() < limit {
+        None
+    } else {
+        after.map(super::pagination::encode_cursor)
+    };
+    Ok(web::Json(Paginated { items, next_cursor }))
+}
+
+/// `GET /tutors/{id}`: one active tutor.
+async fn get_tutor(
+    db: web::Data<PgPool>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let account = accounts::find_active_tutor(&db, *id)
+        .await?
+        .ok_or_else(tutor_not_found)?;
+    Ok(web::Json(UserView::of(&account, None)))
+}
+
+/// `GET /tutors/{id}/availability`: the tutor's rules, in their canonical form.
+async fn get_availability(
+    db: web::Data<PgPool>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<AvailabilityRulesDto>, ApiError> {
+    match availability::load_rules(&db, *id).await? {
+        Some((true, rules)) => Ok(web::Json(rules.to_dto())),
+        _ => Err(tutor_not_found()),
+    }
+}
+
+/// `PUT /tutors/me/availability`: replaces the caller's rules (and so its time zone).
+async fn replace_availability(
+    db: web::Data<PgPool>,
+    scheduler: web::Data<Registry>,
+    caller: TutorUser,
+    ApiJson(body): ApiJson<AvailabilityRulesDto>,
+) -> Result<web::Json<AvailabilityRulesDto>, ApiError> {
+    let current = match availability::load_rules(&db, caller.id()).await? {
+        Some((true, rules)) => rules.timezone(),
+        _ => return Err(ApiError::account_not_found()),
+    };
+    let rules = AvailabilityRules::parse(&body, current).map_err(|errors| {
+        ApiError::invalid(
+            errors
+                .into_iter()
+                .map(|(field, message)| FieldError::new(field, message))
+                .collect(),
+        )
+    })?;
+    match scheduler.ask(caller.id(), ReplaceRules { rules }).await {
+        Ok(Ok(rules)) => Ok(web::Json(rules.to_dto())),
+        Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => {
+            Err(ApiError::account_not_found())
+        }
+        Ok(Err(err)) | Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SlotParams {
+    from: Option<String>,
+    to: Option<String>,
+    duration_minutes: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+/// `GET /tutors/{id}/slots`: bookable starts in `[from, to)`, answered from the tutor's actor
+/// without a database query (once the actor is active).
+async fn get_slots(
+    scheduler: web::Data<Registry>,
+    id: web::Path<Uuid>,
+    params: web::Query<SlotParams>,
+) -> Result<web::Json<Paginated<SlotView>>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let range = parse_range(
+        &mut errors,
+        ("from", params.from.as_deref()),
+        ("to", params.to.as_deref()),
+    );
+    let minutes = match params.duration_minutes.as_deref() {
+        None => Some(60),
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(m) if (1..=1440).contains(&m) => Some(m),
+            _ => {
+                errors.push(
+                    "duration_minutes",
+                    "must be a whole number of minutes, 1 to 1440",
+                );
+                None
+            }
+        },
+    };
+    let ((from, to), minutes) = errors.finish(range.zip(minutes))?;
+    let page = Page::parse(&params.page)?;
+    let answer = scheduler
+        .ask(
+            *id,
+            QuerySlots {
+                from,
+                to,
+                duration_minutes: Some(minutes),
+            },
+        )
+        .await??;
+    let after = page.after.map(|(at, _)| at);
+    let rows: Vec<_> = answer
+        .slots
+        .into_iter()
+        .filter(|slot| after.is_none_or(|after| slot.start > after))
+        .take(page.fetch_limit() as usize)
+        .collect();
+    let rules = &answer.rules;
+    Ok(web::Json(Paginated::from_rows(
+        rows,
+        &page,
+        |slot| (slot.start, Uuid::nil()),
+        |slot| SlotView {
+            start: slot.start,
+            end: slot.end,
+            local_start: local_rfc3339(rules, slot.start),
+        },
+    )))
+}

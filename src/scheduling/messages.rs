@@ -1,0 +1,93 @@
+//! What REST handlers (and the registry) can ask of a tutor's actor.
+
+use actix::Message;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::availability::AvailabilityRules;
+use crate::domain::slots::{Refusal, Slot};
+use crate::store::sessions::SessionRecord;
+
+/// Why the scheduler refused or failed a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScheduleError {
+    /// The start or duration is not bookable.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The student has another active session overlapping the requested time.
+    #[error("the student already has a session then")]
+    StudentBusy,
+    /// No active tutor has this id.
+    #[error("no active tutor has this id")]
+    TutorNotFound,
+    /// The student's account is deactivated.
+    #[error("the student's account is not active")]
+    StudentInactive,
+    /// The session is no longer scheduled (cancelled or completed meanwhile).
+    #[error("the session is no longer scheduled")]
+    NotScheduled,
+    /// The database cannot be reached; nothing was written.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else; nothing was written.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Book `[start, start + duration)` for a student.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SessionRecord, ScheduleError>")]
+pub struct Book {
+    /// Chosen by the caller, so an `Idempotency-Key` retry can find what a first attempt made.
+    pub session_id: Uuid,
+    pub student_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub duration_minutes: u32,
+}
+
+/// The bookable starts in `[from, to)` for a duration, from memory.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SlotsAnswer, ScheduleError>")]
+pub struct QuerySlots {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// `None`: the tutor's shortest bookable duration.
+    pub duration_minutes: Option<u32>,
+}
+
+/// Slots and the rules they were computed with (for local times).
+#[derive(Debug, Clone)]
+pub struct SlotsAnswer {
+    pub slots: Vec<Slot>,
+    pub rules: AvailabilityRules,
+}
+
+/// Cancel a scheduled session of this tutor; its time is free again at once.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SessionRecord, ScheduleError>")]
+pub struct Cancel {
+    pub session_id: Uuid,
+    pub reason: Option<String>,
+}
+
+/// Move a scheduled session; the old time is kept when the new one is refused.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SessionRecord, ScheduleError>")]
+pub struct Reschedule {
+    pub session_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub duration_minutes: u32,
+}
+
+/// Replace the tutor's availability rules (and so its time zone).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<AvailabilityRules, ScheduleError>")]
+pub struct ReplaceRules {
+    pub rules: AvailabilityRules,
+}
+
+/// Reload everything from the database: the tutor changed elsewhere (profile, deactivation,
+/// a session cancelled by a deactivated student, another server process).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Refresh;

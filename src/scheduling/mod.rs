@@ -1,0 +1,15 @@
+//! The scheduling engine: one actor per tutor owns that tutor's availability and busy time and
+//! serializes every change to it; a registry activates and supervises the actors; a persister
+//! writes bookings to PostgreSQL with group commit.
+
+pub mod messages;
+mod persister;
+mod registry;
+mod tutor;
+
+pub use messages::{
+    Book, Cancel, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError, SlotsAnswer,
+};
+pub use persister::Persister;
+pub use registry::Registry;
+pub use tutor::TutorActor;

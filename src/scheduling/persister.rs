@@ -1,0 +1,103 @@
+//! Group commit for bookings. Tutor actors hand accepted bookings to a few writer tasks; each
+//! writer takes whatever has queued up while its previous transaction ran and writes it in one
+//! transaction, so under load many bookings share one commit, and at rest a booking waits for
+//! nobody. A booking is answered only after its transaction has committed.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt as _;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::store::sessions::{self, InsertRefusal, NewSession, SessionRecord};
+
+/// Bookings one transaction carries at most.
+const MAX_BATCH: usize = 256;
+/// Bookings waiting per writer; a full queue makes the booking wait (bounded by the callers).
+const QUEUE_PER_WRITER: usize = 4_096;
+
+/// What became of one booking.
+pub type Outcome = Result<Result<SessionRecord, InsertRefusal>, PersistError>;
+
+/// The write could not be made (the database is unreachable, say); nothing was written.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PersistError(pub String);
+
+struct Job {
+    session: NewSession,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The handle tutor actors use; cloning shares the writers.
+#[derive(Clone)]
+pub struct Persister {
+    writers: Arc<[mpsc::Sender<Job>]>,
+}
+
+impl Persister {
+    /// Starts `writers` writer tasks on the current runtime. Each runs under a supervisor that
+    /// restarts it should it panic, failing only the batch it held.
+    pub fn start(pool: PgPool, writers: usize) -> Self {
+        let senders: Vec<mpsc::Sender<Job>> = (0..writers.max(1))
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(QUEUE_PER_WRITER);
+                let receiver = Arc::new(Mutex::new(receiver));
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let run = AssertUnwindSafe(write_loop(&pool, &receiver)).catch_unwind();
+                        match run.await {
+                            Ok(()) => return, // every sender is gone: the application stopped
+                            Err(_) => tracing::error!("a booking writer panicked; restarting it"),
+                        }
+                    }
+                });
+                sender
+            })
+            .collect();
+        Self {
+            writers: senders.into(),
+        }
+    }
+
+    /// Writes one booking and waits for its commit. Bookings of one tutor always go to the same
+    /// writer, so they commit in the order the tutor's actor accepted them.
+    pub async fn insert(&self, session: NewSession) -> Outcome {
+        let index = (session.tutor_id.as_u128() % self.writers.len() as u128) as usize;
+        let (reply, answer) = oneshot::channel();
+        self.writers[index]
+            .send(Job { session, reply })
+            .await
+            .map_err(|_| PersistError("the booking writer has stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| PersistError("the booking writer dropped the booking".to_owned()))?
+    }
+}
+
+async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
+    let mut receiver = receiver.lock().await;
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
+        match sessions::insert_batch(pool, &rows).await {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, rows = batch.len(), "a booking batch failed");
+                let message = err.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(PersistError(message.clone())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Finds the actor of a tutor, activating it on first use: its state is loaded from the database
+//! first (so an unknown tutor costs no actor), then it starts on one of a few arbiters (one per
+//! core), chosen by tutor. Acts as the actors' supervisor: an actor that stopped (idle, or
+//! failed) is forgotten, and the next request starts a fresh one with its state reloaded,
+//! without touching other tutors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::messages::ScheduleError;
+use super::persister::Persister;
+use super::tutor::TutorActor;
+use crate::store::availability;
+
+/// How long a request waits for a tutor's actor to answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(15);
+const SHARDS: usize = 64;
+
+type Cell = Arc<OnceCell<Addr<TutorActor>>>;
+
+/// The tutor actors of this process.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Vec<Mutex<HashMap<Uuid, Cell>>>,
+    arbiters: Vec<ArbiterHandle>,
+    pool: PgPool,
+    persister: Persister,
+}
+
+impl Registry {
+    /// Starts `arbiters` arbiter threads for tutor actors. Must run inside the actix system.
+    pub fn start(pool: PgPool, persister: Persister, arbiters: usize) -> Self {
+        let arbiters = (0..arbiters.max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                arbiters,
+                pool,
+                persister,
+            }),
+        }
+    }
+
+    fn shard(&self, tutor_id: Uuid) -> &Mutex<HashMap<Uuid, Cell>> {
+        &self.inner.shards[(tutor_id.as_u128() % SHARDS as u128) as usize]
+    }
+
+    fn cell(&self, tutor_id: Uuid) -> Cell {
+        let mut shard = self
+            .shard(tutor_id)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(shard.entry(tutor_id).or_default())
+    }
+
+    /// The running actor of a tutor, activating it when needed.
+    async fn actor(&self, tutor_id: Uuid) -> Result<Addr<TutorActor>, ScheduleError> {
+        let cell = self.cell(tutor_id);
+        let activated = cell
+            .get_or_try_init(|| async {
+                let schedule = availability::load_schedule(&self.inner.pool, tutor_id)
+                    .await
+                    .map_err(|err| {
+                        let unavailable = err
+                            .downcast_ref::<sqlx::Error>()
+                            .is_some_and(crate::error::is_unavailable);
+                        if unavailable {
+                            ScheduleError::Unavailable(format!("{err:#}"))
+                        } else {
+                            ScheduleError::Internal(format!("{err:#}"))
+                        }
+                    })?
+                    .filter(|schedule| schedule.active)
+                    .ok_or(ScheduleError::TutorNotFound)?;
+                let arbiter = &self.inner.arbiters
+                    [(tutor_id.as_u128() % self.inner.arbiters.len() as u128) as usize];
+                let (pool, persister, registry) = (
+                    self.inner.pool.clone(),
+                    self.inner.persister.clone(),
+                    self.clone(),
+                );
+                Ok(TutorActor::start_in_arbiter(arbiter, move |_| {
+                    TutorActor::new(tutor_id, schedule, pool, persister, registry)
+                }))
+            })
+            .await;
+        match activated {
+            Ok(addr) => Ok(addr.clone()),
+            Err(err) => {
+                // Do not keep an entry for a tutor that could not be activated.
+                self.forget_cell(tutor_id, &cell);
+                Err(err)
+            }
+        }
+    }
+
+    /// Asks a tutor's actor; if it has died, starts a fresh one (state reloaded) and asks again.
+    pub async fn ask<M>(&self, tutor_id: Uuid, msg: M) -> Result<M::Result, ScheduleError>
+    where
+        M: Message + Send + Clone + 'static,
+        M::Result: Send,
+        TutorActor: Handler<M>,
+    {
+        for _ in 0..2 {
+            let addr = self.actor(tutor_id).await?;
+            match addr.send(msg.clone()).timeout(ASK_TIMEOUT).await {
+                Ok(answer) => return Ok(answer),
+                Err(MailboxError::Closed) => self.forget(tutor_id, &addr),
+                Err(MailboxError::Timeout) => {
+                    return Err(ScheduleError::Unavailable(
+                        "the tutor's schedule did not answer in time".to_owned(),
+                    ));
+                }
+            }
+        }
+        Err(ScheduleError::Unavailable(
+            "the tutor's schedule could not be started".to_owned(),
+        ))
+    }
+
+    /// Tells a tutor's actor, if it is running, without waiting.
+    pub fn tell_if_running<M>(&self, tutor_id: Uuid, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        TutorActor: Handler<M>,
+    {
+        let cell = {
+            let shard = self
+                .shard(tutor_id)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            shard.get(&tutor_id).cloned()
+        };
+        if let Some(addr) = cell.as_ref().and_then(|cell| cell.get()) {
+            addr.do_send(msg);
+        }
+    }
+
+    /// Forgets the actor `addr` of a tutor (it stopped), unless a newer one has replaced it.
+    pub fn forget(&self, tutor_id: Uuid, addr: &Addr<TutorActor>) {
+        let mut shard = self
+            .shard(tutor_id)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if shard
+            .get(&tutor_id)
+            .and_then(|cell| cell.get())
+            .is_some_and(|current| current == addr)
+        {
+            shard.remove(&tutor_id);
+        }
+    }
+
+    fn forget_cell(&self, tutor_id: Uuid, cell: &Cell) {
+        let mut shard = self
+            .shard(tutor_id)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if shard
+            .get(&tutor_id)
+            .is_some_and(|current| Arc::ptr_eq(current, cell))
+        {
+            shard.remove(&tutor_id);
+        }
+    }
+
+    /// How many tutor actors are running (or starting).
+    pub fn len(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| shard.lock().map(|s| s.len()).unwrap_or(0))
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

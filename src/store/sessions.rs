@@ -1,0 +1,303 @@
+//! Sessions (bookings): group-inserted by the persister, changed one at a time otherwise.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{PaymentStatus, SessionStatus};
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub tutor_id: Uuid,
+    pub student_id: Uuid,
+    pub scheduled_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub duration_minutes: i32,
+    pub status: SessionStatus,
+    pub price_cents: i64,
+    pub currency: String,
+    pub payment_status: PaymentStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub cancelled_reason: Option<String>,
+}
+
+impl SessionRecord {
+    pub fn is_participant(&self, user_id: Uuid) -> bool {
+        self.tutor_id == user_id || self.student_id == user_id
+    }
+}
+
+const COLUMNS: &str = "id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes, status, \
+                       price_cents, currency, payment_status, created_at, updated_at, \
+                       cancelled_reason";
+
+/// A booking the tutor's actor has accepted, to be written.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub tutor_id: Uuid,
+    pub student_id: Uuid,
+    pub scheduled_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub duration_minutes: i32,
+}
+
+/// Why the database refused a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertRefusal {
+    /// Another active session of the tutor overlaps (booked through another node, say).
+    SlotTaken,
+    /// Another active session of the student overlaps.
+    StudentBusy,
+    /// The tutor is deactivated.
+    TutorInactive,
+    /// The student is deactivated.
+    StudentInactive,
+}
+
+/// Inserts a batch of bookings in one transaction. Each row either lands or is refused on its
+/// own: `ON CONFLICT DO NOTHING` skips a row that would break either exclusion constraint (also
+/// against rows earlier in the same batch) without deadlocking concurrent inserters, and the
+/// accounts are share-locked so a concurrent deactivation cannot slip between check and insert.
+/// The price is computed here, from the tutor's price at commit time, rounded half up.
+pub async fn insert_batch(
+    pool: &PgPool,
+    batch: &[NewSession],
+) -> sqlx::Result<Vec<Result<SessionRecord, InsertRefusal>>> {
+    let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
+    let tutors: Vec<Uuid> = batch.iter().map(|s| s.tutor_id).collect();
+    let students: Vec<Uuid> = batch.iter().map(|s| s.student_id).collect();
+    let starts: Vec<DateTime<Utc>> = batch.iter().map(|s| s.scheduled_at).collect();
+    let ends: Vec<DateTime<Utc>> = batch.iter().map(|s| s.ends_at).collect();
+    let durations: Vec<i32> = batch.iter().map(|s| s.duration_minutes).collect();
+
+    let mut tx = pool.begin().await?;
+    let inserted: Vec<SessionRecord> = sqlx::query_as(
+        "WITH b AS ( \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
+                                  $5::timestamptz[], $6::int[]) \
+                 AS b(id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes)) \
+         INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
+                               duration_minutes, price_cents, currency) \
+         SELECT b.id, b.tutor_id, b.student_id, b.scheduled_at, b.ends_at, b.duration_minutes, \
+                (t.price_cents * b.duration_minutes + 30) / 60, t.currency \
+         FROM b JOIN tutors t ON t.user_id = b.tutor_id \
+         WHERE EXISTS (SELECT 1 FROM users u \
+                       WHERE u.id = b.tutor_id AND u.deactivated_at IS NULL FOR SHARE) \
+           AND EXISTS (SELECT 1 FROM users u \
+                       WHERE u.id = b.student_id AND u.role = 'student' \
+                         AND u.deactivated_at IS NULL FOR SHARE) \
+         ON CONFLICT DO NOTHING \
+         RETURNING id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes, status, \
+                   price_cents, currency, payment_status, created_at, updated_at, \
+                   cancelled_reason",
+    )
+    .bind(&ids)
+    .bind(&tutors)
+    .bind(&students)
+    .bind(&starts)
+    .bind(&ends)
+    .bind(&durations)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let mut results: Vec<Option<Result<SessionRecord, InsertRefusal>>> = vec![None; batch.len()];
+    for record in inserted {
+        if let Some(i) = ids.iter().position(|id| *id == record.id) {
+            results[i] = Some(Ok(record));
+        }
+    }
+    // The rare path: learn why each refused row was refused.
+    for (i, row) in batch.iter().enumerate() {
+        if results[i].is_none() {
+            results[i] = Some(Err(refusal_reason(&mut *tx, row).await?));
+        }
+    }
+    tx.commit().await?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(InsertRefusal::SlotTaken)))
+        .collect())
+}
+
+async fn refusal_reason(db: impl PgExecutor<'_>, row: &NewSession) -> sqlx::Result<InsertRefusal> {
+    let (tutor_active, student_active, slot_taken): (bool, bool, bool) = sqlx::query_as(
+        "SELECT \
+           EXISTS (SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL), \
+           EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'student' \
+                                           AND deactivated_at IS NULL), \
+           EXISTS (SELECT 1 FROM sessions WHERE tutor_id = $1 AND status <> 'cancelled' \
+                                            AND period && tstzrange($3, $4, '[)'))",
+    )
+    .bind(row.tutor_id)
+    .bind(row.student_id)
+    .bind(row.scheduled_at)
+    .bind(row.ends_at)
+    .fetch_one(db)
+    .await?;
+    Ok(if !tutor_active {
+        InsertRefusal::TutorInactive
+    } else if !student_active {
+        InsertRefusal::StudentInactive
+    } else if slot_taken {
+        InsertRefusal::SlotTaken
+    } else {
+        InsertRefusal::StudentBusy
+    })
+}
+
+/// One session by id.
+pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<SessionRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM sessions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The active sessions of a tutor that end after `after`, by start: what the tutor's actor
+/// holds in memory.
+pub async fn busy_of_tutor(
+    db: impl PgExecutor<'_>,
+    tutor_id: Uuid,
+    after: DateTime<Utc>,
+) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "SELECT id, scheduled_at, ends_at FROM sessions \
+         WHERE tutor_id = $1 AND status <> 'cancelled' AND ends_at > $2 \
+         ORDER BY scheduled_at",
+    )
+    .bind(tutor_id)
+    .bind(after)
+    .fetch_all(db)
+    .await
+}
+
+/// Cancels a scheduled session; `None` when it is not scheduled any more (or does not exist).
+pub async fn cancel(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<Option<SessionRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE sessions SET status = 'cancelled', cancelled_at = now(), cancelled_reason = $2, \
+                             updated_at = now() \
+         WHERE id = $1 AND status = 'scheduled' RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(reason)
+    .fetch_optional(db)
+    .await
+}
+
+/// Why a reschedule was refused by the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescheduleRefusal {
+    /// The session is no longer scheduled.
+    NotScheduled,
+    SlotTaken,
+    StudentBusy,
+}
+
+/// Moves a scheduled session in one statement: the exclusion constraints check the new time
+/// against every other active session, and a refusal leaves the old time in place. An unpaid
+/// session's price follows a new duration; a paid one keeps its price.
+pub async fn reschedule(
+    pool: &PgPool,
+    id: Uuid,
+    scheduled_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    duration_minutes: i32,
+) -> sqlx::Result<Result<SessionRecord, RescheduleRefusal>> {
+    let updated = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE sessions s SET scheduled_at = $2, ends_at = $3, duration_minutes = $4, \
+                price_cents = CASE WHEN s.payment_status = 'unpaid' \
+                                   THEN (t.price_cents * $4 + 30) / 60 ELSE s.price_cents END, \
+                updated_at = now() \
+         FROM tutors t \
+         WHERE s.id = $1 AND s.status = 'scheduled' AND t.user_id = s.tutor_id \
+         RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(id)
+    .bind(scheduled_at)
+    .bind(ends_at)
+    .bind(duration_minutes)
+    .fetch_optional(pool)
+    .await;
+    match updated {
+        Ok(Some(record)) => Ok(Ok(record)),
+        Ok(None) => Ok(Err(RescheduleRefusal::NotScheduled)),
+        Err(sqlx::Error::Database(err))
+            if err.constraint() == Some("sessions_tutor_no_overlap") =>
+        {
+            Ok(Err(RescheduleRefusal::SlotTaken))
+        }
+        Err(sqlx::Error::Database(err))
+            if err.constraint() == Some("sessions_student_no_overlap") =>
+        {
+            Ok(Err(RescheduleRefusal::StudentBusy))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Marks a session completed when its tutor says so, it is paid and it has started.
+pub async fn complete(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<SessionRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE sessions SET status = 'completed', updated_at = now() \
+         WHERE id = $1 AND status = 'scheduled' AND payment_status = 'paid' \
+           AND scheduled_at <= now() \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Filters of a user's session list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub status: Option<SessionStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page of a user's sessions (as student or tutor), latest `scheduled_at` first, after the
+/// `(scheduled_at, id)` cursor.
+pub async fn list_for_user(
+    pool: &PgPool,
+    user_id: Uuid,
+    filter: &SessionFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<SessionRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM ( \
+             SELECT * FROM sessions WHERE tutor_id = $1 \
+             UNION ALL \
+             SELECT * FROM sessions WHERE student_id = $1) s \
+         WHERE ($2::text IS NULL OR status = $2) \
+           AND ($3::timestamptz IS NULL OR scheduled_at >= $3) \
+           AND ($4::timestamptz IS NULL OR scheduled_at < $4) \
+           AND ($5::timestamptz IS NULL OR (scheduled_at, id) < ($5, $6)) \
+         ORDER BY scheduled_at DESC, id DESC LIMIT $7"
+    )))
+    .bind(user_id)
+    .bind(filter.status)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
