@@ -127,13 +127,16 @@ fn drop_database_blocking(name: String) {
     }
 }
 
+/// The JWT secret every test server uses.
+pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+
 /// Settings for a test server on `database`: port 0, cheap bcrypt, a fixed JWT secret shared
 /// by every node of the test.
 pub fn test_settings(database: &str) -> Settings {
     let mut settings = Settings::from_lookup(|key| match key {
         "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
         "BCRYPT_COST" => Some("4".to_owned()),
-        "JWT_SECRET" => Some("test-secret-that-is-at-least-32-bytes-long".to_owned()),
+        "JWT_SECRET" => Some(TEST_JWT_SECRET.to_owned()),
         // Many servers share two cores during the suite: allow a late poll now and then.
         "REVOCATION_MAX_STALENESS_MS" => Some("5000".to_owned()),
         _ => None,
@@ -413,6 +416,104 @@ impl TestApp {
             token,
             tag: None,
         }
+    }
+}
+
+/// `n` students inserted straight into the database, with tokens signed by the test secret: a
+/// fast way to get many bookers for the concurrency tests (logins are tested elsewhere).
+pub async fn students_direct(app: &TestApp, n: usize) -> Vec<TestUser> {
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, name, role) \
+         SELECT id, 'direct-' || id || '@example.com', 'not a hash', 'Direct Student', 'student' \
+         FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&ids)
+    .execute(&app.db)
+    .await
+    .expect("students inserted");
+    let keys =
+        tutoring::auth::TokenKeys::new(TEST_JWT_SECRET.as_bytes(), Duration::from_secs(3600));
+    ids.into_iter()
+        .map(|id| TestUser {
+            id,
+            email: format!("direct-{id}@example.com"),
+            token: keys
+                .issue(id, tutoring::domain::Role::Student)
+                .expect("a token")
+                .token,
+            tag: None,
+        })
+        .collect()
+}
+
+/// Asserts that no two active sessions of one tutor, nor of one student, overlap.
+pub async fn assert_no_overlaps(app: &TestApp) {
+    let overlaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions a JOIN sessions b \
+           ON a.id < b.id AND a.period && b.period \
+          AND (a.tutor_id = b.tutor_id OR a.student_id = b.student_id) \
+         WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("overlap count");
+    assert_eq!(overlaps, 0, "active sessions overlap");
+}
+
+/// Every day, all day, in UTC: 30-minute slots, 30 to 180 minutes, an hour's notice.
+pub fn all_day_rules() -> Value {
+    let weekly: Vec<Value> = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .iter()
+    .map(|day| json!({"weekday": day, "start": "00:00", "end": "24:00"}))
+    .collect();
+    json!({
+        "timezone": "UTC", "weekly": weekly, "exceptions": [],
+        "slot_minutes": 30, "min_duration_minutes": 30, "max_duration_minutes": 180,
+        "min_notice_minutes": 60, "horizon_days": 90, "buffer_minutes": 0,
+    })
+}
+
+/// `hour:minute` UTC, `days` days from today.
+pub fn days_ahead_at(days: i64, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
+    let date = (chrono::Utc::now() + chrono::TimeDelta::days(days)).date_naive();
+    date.and_hms_opt(hour, minute, 0)
+        .expect("a valid time")
+        .and_utc()
+}
+
+impl TestApp {
+    /// A tutor whose availability is `rules`.
+    pub async fn tutor_with_rules(&self, rules: &Value) -> TestUser {
+        let tutor = self.tutor().await;
+        self.put("/tutors/me/availability", Some(&tutor.token), rules)
+            .await
+            .assert_status(200);
+        tutor
+    }
+
+    /// Books a session as `student`.
+    pub async fn book(
+        &self,
+        student: &TestUser,
+        tutor_id: Uuid,
+        start: chrono::DateTime<chrono::Utc>,
+        minutes: u32,
+    ) -> TestResponse {
+        self.post(
+            "/sessions",
+            Some(&student.token),
+            &json!({"tutor_id": tutor_id, "scheduled_at": start.to_rfc3339(), "duration_minutes": minutes}),
+        )
+        .await
     }
 }
 

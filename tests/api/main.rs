@@ -2,9 +2,12 @@
 //! port 0 backed by its own fresh PostgreSQL database.
 
 mod auth;
+mod concurrency;
 mod errors;
 mod health;
 mod helpers;
+mod sessions;
 mod students;
 mod teachers;
+mod tutors;
 mod users;
