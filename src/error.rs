@@ -199,9 +199,14 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::BeginFailed => true,
-        // Connection exceptions, shutdowns, too many connections, read-only standby.
+        // Connection exceptions (08), insufficient resources (53), operator intervention (57),
+        // a database not accepting connections (55000) or missing (3D000), refused
+        // authorization (28), a read-only standby (25006).
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006"
+            ["08", "53", "57", "28"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || ["55000", "3D000", "25006"].contains(&code.as_ref())
         }),
         _ => false,
     }

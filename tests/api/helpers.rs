@@ -25,7 +25,7 @@ fn server_options() -> PgConnectOptions {
     PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL")
 }
 
-async fn admin_connection() -> PgConnection {
+pub async fn admin_connection() -> PgConnection {
     server_options()
         .database("postgres")
         .connect()
@@ -84,7 +84,7 @@ async fn template_database() -> &'static str {
         .await
 }
 
-async fn execute(conn: &mut PgConnection, statement: String) {
+pub async fn execute(conn: &mut PgConnection, statement: String) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
         .execute(conn)
         .await

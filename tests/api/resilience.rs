@@ -1,0 +1,84 @@
+//! Losing the database: requests that need it answer 503 promptly, what memory can answer is
+//! still answered, and the server recovers by itself when the database returns.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{
+    admin_connection, all_day_rules, days_ahead_at, execute, spawn_app, students_direct,
+};
+
+#[actix_web::test]
+async fn a_lost_database_gives_503_then_the_server_recovers_by_itself() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let students = students_direct(&app, 2).await;
+    let slots_path = format!(
+        "/tutors/{}/slots?from={}&to={}",
+        tutor.id,
+        days_ahead_at(2, 0, 0).to_rfc3339().replace('+', "%2B"),
+        days_ahead_at(3, 0, 0).to_rfc3339().replace('+', "%2B"),
+    );
+    app.get(&slots_path, None).await.assert_status(200);
+
+    // Cut the database off: no new connections, existing ones terminated.
+    let mut admin = admin_connection().await;
+    execute(
+        &mut admin,
+        format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", app.db_name),
+    )
+    .await;
+    execute(
+        &mut admin,
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            app.db_name
+        ),
+    )
+    .await;
+
+    app.get("/ready", None)
+        .await
+        .assert_problem(503, "service_unavailable");
+    app.book(&students[0], tutor.id, days_ahead_at(2, 10, 0), 60)
+        .await
+        .assert_problem(503, "service_unavailable");
+    // The tutor's actor still answers slot queries from memory.
+    let slots = app.get(&slots_path, None).await;
+    assert!(
+        !slots.assert_status(200)["items"]
+            .as_array()
+            .expect("items")
+            .is_empty()
+    );
+    // Nothing was written while the database was away.
+    execute(
+        &mut admin,
+        format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", app.db_name),
+    )
+    .await;
+
+    // Back: the server recovers without a restart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut poll = actix_web::rt::time::interval(Duration::from_millis(200));
+    loop {
+        poll.tick().await;
+        let response = app
+            .book(&students[1], tutor.id, days_ahead_at(2, 10, 0), 60)
+            .await;
+        if response.status == 201 {
+            break;
+        }
+        assert_eq!(
+            response.status, 503,
+            "only 503 while recovering: {}",
+            response.body
+        );
+        assert!(Instant::now() < deadline, "the server did not recover");
+    }
+    let booked: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(booked, 1);
+}
