@@ -1,8 +1,10 @@
-//! The few API calls scenarios use to seed what they need.
+//! The API calls scenarios use to seed what they need, and to time requests.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, DurationRound as _, Utc};
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 /// The password of every seeded account.
@@ -13,6 +15,13 @@ pub const PASSWORD: &str = "load-test-password";
 pub struct Api {
     pub http: reqwest::Client,
     pub base_url: String,
+}
+
+/// A seeded account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub token: String,
 }
 
 impl Api {
@@ -44,19 +53,144 @@ impl Api {
         }
     }
 
+    async fn expect(
+        &self,
+        request: reqwest::RequestBuilder,
+        status: u16,
+        what: &str,
+    ) -> anyhow::Result<Value> {
+        let response = request.send().await.with_context(|| what.to_owned())?;
+        let got = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        if got != status {
+            bail!("{what} answered {got}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Registers an account of `role` with a unique e-mail.
+    pub async fn register(&self, role: &str, label: &str) -> anyhow::Result<(String, String)> {
+        let email = format!("{label}-{}@load.test", uuid::Uuid::now_v7().simple());
+        let body = self
+            .expect(
+                self.http.post(self.url("/auth/register")).json(&json!({
+                    "email": email, "password": PASSWORD, "name": label, "role": role,
+                    "price_per_hour": {"amount_cents": 10000, "currency": "BRL"},
+                })),
+                201,
+                "registering",
+            )
+            .await?;
+        let id = body["id"].as_str().context("an id")?.to_owned();
+        Ok((id, email))
+    }
+
     /// Registers a student with a unique e-mail and returns that e-mail.
     pub async fn register_student(&self, label: &str) -> anyhow::Result<String> {
         let email = format!("{label}-{}@load.test", uuid::Uuid::now_v7().simple());
-        let response = self
-            .http
-            .post(self.url("/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD, "name": label, "role": "student"}))
-            .send()
-            .await
-            .context("registering a student")?;
-        if response.status() != 201 {
-            bail!("registering a student answered {}", response.status());
-        }
+        self.expect(
+            self.http.post(self.url("/auth/register")).json(
+                &json!({"email": email, "password": PASSWORD, "name": label, "role": "student"}),
+            ),
+            201,
+            "registering a student",
+        )
+        .await?;
         Ok(email)
     }
+
+    /// Registers and logs in an account of `role`.
+    pub async fn account(&self, role: &'static str, label: String) -> anyhow::Result<Account> {
+        let (id, email) = if role == "student" {
+            let email = self.register_student(&label).await?;
+            (String::new(), email)
+        } else {
+            self.register(role, &label).await?
+        };
+        let login = self
+            .expect(
+                self.http
+                    .post(self.url("/auth/login"))
+                    .json(&json!({"email": email, "password": PASSWORD})),
+                200,
+                "logging in",
+            )
+            .await?;
+        Ok(Account {
+            id: login["user_id"].as_str().map(str::to_owned).unwrap_or(id),
+            token: login["token"].as_str().context("a token")?.to_owned(),
+        })
+    }
+
+    /// A tutor available every day, all day, in UTC, two years ahead, 30-minute slots.
+    pub async fn open_tutor(&self, label: String) -> anyhow::Result<Account> {
+        let tutor = self.account("tutor", label).await?;
+        let weekly: Vec<Value> = [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ]
+        .iter()
+        .map(|day| json!({"weekday": day, "start": "00:00", "end": "24:00"}))
+        .collect();
+        self.expect(
+            self.http
+                .put(self.url("/tutors/me/availability"))
+                .bearer_auth(&tutor.token)
+                .json(&json!({
+                    "timezone": "UTC", "weekly": weekly, "slot_minutes": 30,
+                    "min_duration_minutes": 30, "max_duration_minutes": 180,
+                    "min_notice_minutes": 0, "horizon_days": 730, "buffer_minutes": 0,
+                })),
+            200,
+            "setting availability",
+        )
+        .await?;
+        Ok(tutor)
+    }
+
+    /// Books `[start, start + minutes)`; returns status and latency.
+    pub async fn book(
+        &self,
+        student: &Account,
+        tutor_id: &str,
+        start: DateTime<Utc>,
+        minutes: u32,
+    ) -> (u16, Value, Duration) {
+        self.timed(
+            self.http
+                .post(self.url("/sessions"))
+                .bearer_auth(&student.token)
+                .json(&json!({
+                    "tutor_id": tutor_id,
+                    "scheduled_at": start.to_rfc3339(),
+                    "duration_minutes": minutes,
+                })),
+        )
+        .await
+    }
+}
+
+/// Runs `make(i)` for `0..n`, `concurrency` at a time, keeping order.
+pub async fn seed<T, F, Fut>(n: usize, concurrency: usize, make: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    futures_util::stream::iter((0..n).map(make))
+        .buffered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The next whole hour, a day from now: far enough for any notice, on every slot grid.
+pub fn tomorrow_on_the_hour() -> DateTime<Utc> {
+    let at = Utc::now() + chrono::TimeDelta::days(1);
+    at.duration_trunc(chrono::TimeDelta::hours(1)).unwrap_or(at)
 }

@@ -28,6 +28,8 @@ pub struct Options {
     pub base_url: String,
     pub duration: Duration,
     pub clients: usize,
+    /// How many tutors to seed, where the scenario seeds many.
+    pub tutors: Option<usize>,
     pub out: Option<PathBuf>,
 }
 
@@ -54,6 +56,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
         base_url: "http://127.0.0.1:8080".to_owned(),
         duration: Duration::from_secs(20),
         clients: 64,
+        tutors: None,
         out: None,
     };
     while let Some(flag) = args.next() {
@@ -64,6 +67,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
             "--base-url" => options.base_url = value,
             "--duration" => options.duration = parse_duration(&value)?,
             "--clients" => options.clients = value.parse().context("--clients takes a number")?,
+            "--tutors" => options.tutors = Some(value.parse().context("--tutors takes a number")?),
             "--out" => options.out = Some(PathBuf::from(value)),
             _ => bail!("unknown flag {flag}; {USAGE}"),
         }
@@ -78,6 +82,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
 async fn main() -> anyhow::Result<()> {
     let options = parse_args(std::env::args().skip(1))?;
     let report = match options.scenario.as_str() {
+        "open" => scenarios::open::run(&options).await?,
+        "contended" => scenarios::contended::run(&options).await?,
+        "storm" => scenarios::storm::run(&options).await?,
+        "slots" => scenarios::slots::run(&options).await?,
         "logins" => scenarios::logins::run(&options).await?,
         other => bail!("unknown scenario `{other}`; {USAGE}"),
     };

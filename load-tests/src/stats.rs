@@ -20,6 +20,11 @@ impl Series {
         *self.statuses.entry(status).or_default() += 1;
     }
 
+    /// How many responses had this status.
+    pub fn count(&self, status: u16) -> u64 {
+        self.statuses.get(&status).copied().unwrap_or(0)
+    }
+
     pub fn merge(&mut self, other: Self) {
         self.latencies_us.extend(other.latencies_us);
         for (status, count) in other.statuses {
@@ -96,6 +101,24 @@ pub struct Report {
 }
 
 impl Report {
+    pub fn new(scenario: &str, options: &crate::Options, elapsed: Duration) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            base_url: options.base_url.clone(),
+            clients: options.clients,
+            duration_s: elapsed.as_secs_f64(),
+            series: Vec::new(),
+            notes: BTreeMap::new(),
+        }
+    }
+
+    pub fn note(&mut self, key: &str, value: impl Serialize) {
+        self.notes.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or_default(),
+        );
+    }
+
     pub fn print_table(&self) {
         println!(
             "scenario {} against {} — {} clients, {:.1} s",

@@ -85,7 +85,10 @@ async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
             return;
         }
         let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
-        match sessions::insert_batch(pool, &rows).await {
+        let started = std::time::Instant::now();
+        let written = sessions::insert_batch(pool, &rows).await;
+        tracing::debug!(rows = rows.len(), micros = started.elapsed().as_micros(), "booking batch");
+        match written {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));

@@ -58,8 +58,8 @@ pub enum InsertRefusal {
     StudentInactive,
 }
 
-/// Inserts a batch of bookings in one transaction. Each row either lands or is refused on its
-/// own: `ON CONFLICT DO NOTHING` skips a row that would break either exclusion constraint (also
+/// Inserts a batch of bookings in one statement (so one transaction, one round trip). Each row
+/// either lands or is refused on its own: `ON CONFLICT DO NOTHING` skips a row that would break either exclusion constraint (also
 /// against rows earlier in the same batch) without deadlocking concurrent inserters, and the
 /// accounts are share-locked so a concurrent deactivation cannot slip between check and insert.
 /// The price is computed here, from the tutor's price at commit time, rounded half up.
@@ -74,7 +74,6 @@ pub async fn insert_batch(
     let ends: Vec<DateTime<Utc>> = batch.iter().map(|s| s.ends_at).collect();
     let durations: Vec<i32> = batch.iter().map(|s| s.duration_minutes).collect();
 
-    let mut tx = pool.begin().await?;
     let inserted: Vec<SessionRecord> = sqlx::query_as(
         "WITH b AS ( \
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
@@ -101,7 +100,7 @@ pub async fn insert_batch(
     .bind(&starts)
     .bind(&ends)
     .bind(&durations)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
 
     let mut results: Vec<Option<Result<SessionRecord, InsertRefusal>>> = vec![None; batch.len()];
@@ -110,13 +109,13 @@ pub async fn insert_batch(
             results[i] = Some(Ok(record));
         }
     }
-    // The rare path: learn why each refused row was refused.
+    // The rare path: learn why each refused row was refused (after the fact: the reason is
+    // for the client's information; the refusal itself was the database's).
     for (i, row) in batch.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(Err(refusal_reason(&mut *tx, row).await?));
+            results[i] = Some(Err(refusal_reason(pool, row).await?));
         }
     }
-    tx.commit().await?;
     Ok(results
         .into_iter()
         .map(|r| r.unwrap_or(Err(InsertRefusal::SlotTaken)))

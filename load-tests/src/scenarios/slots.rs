@@ -1,0 +1,46 @@
+//! `slots`: `GET /tutors/{id}/slots` for one week, over many tutors (100 by default), answered
+//! from the tutors' actors.
+
+use std::sync::Arc;
+
+use chrono::{SecondsFormat, TimeDelta};
+
+use crate::Options;
+use crate::client::{Api, seed, tomorrow_on_the_hour};
+use crate::scenarios::drive;
+use crate::stats::Report;
+
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let api = Api::new(&options.base_url)?;
+    let tutor_count = options.tutors.unwrap_or(100).max(1);
+    eprintln!("seeding {tutor_count} tutors…");
+    let tutors = Arc::new(
+        seed(tutor_count, 32, |i| {
+            api.open_tutor(format!("slots-tutor{i}"))
+        })
+        .await?,
+    );
+    let from = tomorrow_on_the_hour();
+    let query = format!(
+        "?from={}&to={}&duration_minutes=60&limit=200",
+        from.to_rfc3339_opts(SecondsFormat::Secs, true),
+        (from + TimeDelta::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true),
+    );
+    let driver_api = api.clone();
+    let (series, elapsed) = drive(options.clients, options.duration, move |client, n| {
+        let (api, tutors, query) = (driver_api.clone(), Arc::clone(&tutors), query.clone());
+        async move {
+            let tutor = &tutors[(client + n as usize * 7) % tutors.len()];
+            let url = api.url(&format!("/tutors/{}/slots{query}", tutor.id));
+            let (status, _, latency) = api.timed(api.http.get(url)).await;
+            (status, latency)
+        }
+    })
+    .await?;
+    let mut report = Report::new("slots", options, elapsed);
+    report
+        .series
+        .push(series.summarize("slots", elapsed, &[200]));
+    report.note("tutors", tutor_count);
+    Ok(report)
+}
