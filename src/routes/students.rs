@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::accounts::{create_account, parse_new_account};
 use super::json::ApiJson;
@@ -10,7 +11,7 @@ use super::views::{LinkedTeacherView, MessageView, StudentView, UserView};
 use crate::auth::{Auth, StudentUser, TutorUser};
 use crate::domain::{Role, TutorTag};
 use crate::error::{ApiError, FieldErrors};
-use crate::scheduling::{Refresh, Registry};
+use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account, LinkTo};
 use crate::store::links;
 
@@ -134,8 +135,14 @@ async fn deactivate_me(
         .await?
         .ok_or_else(ApiError::account_not_found)?;
     // The cancelled sessions' time is free again: their tutors' actors reload.
-    for (_, tutor_id) in &cancelled {
-        scheduler.tell_if_running(*tutor_id, Refresh);
+    let mut by_tutor: std::collections::HashMap<Uuid, Vec<Uuid>> = Default::default();
+    for (session_id, tutor_id) in &cancelled {
+        by_tutor.entry(*tutor_id).or_default().push(*session_id);
+    }
+    for (tutor_id, sessions) in by_tutor {
+        scheduler
+            .tell_if_running(tutor_id, Changed::Released(sessions))
+            .await;
     }
     tracing::info!(student = %caller.id(), cancelled = cancelled.len(), "student deactivated");
     Ok(web::Json(MessageView {

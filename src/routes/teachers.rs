@@ -11,7 +11,7 @@ use super::views::{LinkedStudentView, MessageView, TeacherView};
 use crate::auth::{Auth, TutorUser};
 use crate::domain::Role;
 use crate::error::{ApiError, FieldErrors};
-use crate::scheduling::{Refresh, Registry};
+use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account};
 use crate::store::links;
 
@@ -86,7 +86,9 @@ async fn deactivate_me(
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Tutor)
         .await?
         .ok_or_else(ApiError::account_not_found)?;
-    scheduler.tell_if_running(caller.id(), Refresh);
+    scheduler
+        .tell_if_running(caller.id(), Changed::Deactivated)
+        .await;
     tracing::info!(tutor = %caller.id(), cancelled = cancelled.len(), "tutor deactivated");
     Ok(web::Json(MessageView {
         message: "the teacher account has been deactivated",

@@ -133,15 +133,19 @@ async fn list_tutors(
 
     // With an availability filter, ask each candidate's actor (from memory) and keep going
     // until the page is full or enough tutors were examined; the cursor resumes from there.
+    const BATCH: usize = 100;
     let limit = page.limit as usize;
     let mut items = Vec::new();
     let mut after = page.after;
     let mut scanned = 0;
-    let mut exhausted = false;
-    while items.len() < limit && scanned < MAX_SCANNED {
-        let batch = accounts::catalogue(&db, &filter, after, 100).await?;
-        exhausted = batch.len() < 100;
-        for account in batch {
+    // Whether tutors beyond `after` may remain; one extra row per batch tells.
+    let mut more = true;
+    'scan: while more && scanned < MAX_SCANNED {
+        let mut batch = accounts::catalogue(&db, &filter, after, BATCH as i64 + 1).await?;
+        more = batch.len() > BATCH;
+        batch.truncate(BATCH);
+        let last = batch.len();
+        for (i, account) in batch.into_iter().enumerate() {
             scanned += 1;
             after = Some((account.created_at, account.id));
             let query = QuerySlots {
@@ -158,17 +162,15 @@ async fn list_tutors(
                 items.push(UserView::of(&account, None));
             }
             if items.len() == limit {
-                break;
+                more = more || i + 1 < last;
+                break 'scan;
             }
         }
-        if exhausted {
-            break;
-        }
     }
-    let next_cursor = if exhausted && items.len() < limit {
-        None
-    } else {
+    let next_cursor = if more {
         after.map(super::pagination::encode_cursor)
+    } else {
+        None
     };
     Ok(web::Json(Paginated { items, next_cursor }))
 }

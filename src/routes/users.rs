@@ -11,7 +11,7 @@ use super::views::UserView;
 use crate::auth::{Auth, AuthUser};
 use crate::domain::{Email, MoneyDto, Password, PersonName, Role};
 use crate::error::{ApiError, FieldError, FieldErrors};
-use crate::scheduling::{Refresh, Registry};
+use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account, AccountChanges};
 use crate::store::login_failures::{self, Attempt};
 
@@ -126,9 +126,11 @@ async fn update_user(
     for (jti, expires_at) in updated.revoked {
         auth.revoked.insert(jti, expires_at);
     }
-    if changes.timezone.is_some() {
+    if let Some(zone) = changes.timezone {
         // The availability rules share the profile's zone.
-        scheduler.tell_if_running(caller.id(), Refresh);
+        scheduler
+            .tell_if_running(caller.id(), Changed::Timezone(zone))
+            .await;
     }
     Ok(web::Json(UserView::of(&updated.account, Some(caller.id()))))
 }

@@ -91,3 +91,16 @@ pub struct ReplaceRules {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Refresh;
+
+/// Something changed in the database outside the actor, already committed: bring memory in
+/// line before the caller answers its client.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Changed {
+    /// The tutor was deactivated.
+    Deactivated,
+    /// The tutor's profile time zone, which its rules share, changed.
+    Timezone(crate::domain::TimeZone),
+    /// These sessions were cancelled (a participant was deactivated).
+    Released(Vec<Uuid>),
+}

@@ -8,7 +8,8 @@ mod registry;
 mod tutor;
 
 pub use messages::{
-    Book, Cancel, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError, SlotsAnswer,
+    Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError,
+    SlotsAnswer,
 };
 pub use persister::Persister;
 pub use registry::Registry;

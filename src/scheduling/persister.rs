@@ -87,7 +87,11 @@ async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
         let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
         let started = std::time::Instant::now();
         let written = sessions::insert_batch(pool, &rows).await;
-        tracing::debug!(rows = rows.len(), micros = started.elapsed().as_micros(), "booking batch");
+        tracing::debug!(
+            rows = rows.len(),
+            micros = started.elapsed().as_micros(),
+            "booking batch"
+        );
         match written {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {

@@ -130,11 +130,12 @@ impl Registry {
         ))
     }
 
-    /// Tells a tutor's actor, if it is running, without waiting.
-    pub fn tell_if_running<M>(&self, tutor_id: Uuid, msg: M)
+    /// Tells a tutor's actor, if it is running (or starting), and waits until it has taken the
+    /// message in. An actor that is not running needs no telling: it loads fresh state when it
+    /// starts.
+    pub async fn tell_if_running<M>(&self, tutor_id: Uuid, msg: M)
     where
-        M: Message + Send + 'static,
-        M::Result: Send,
+        M: Message<Result = ()> + Send + 'static,
         TutorActor: Handler<M>,
     {
         let cell = {
@@ -144,8 +145,18 @@ impl Registry {
                 .unwrap_or_else(|e| e.into_inner());
             shard.get(&tutor_id).cloned()
         };
-        if let Some(addr) = cell.as_ref().and_then(|cell| cell.get()) {
-            addr.do_send(msg);
+        let Some(cell) = cell else { return };
+        // A start in progress may have loaded the state before the change: wait for it.
+        let Ok(addr) = cell
+            .get_or_try_init(|| async { Err::<Addr<TutorActor>, ()>(()) })
+            .await
+            .cloned()
+        else {
+            return;
+        };
+        if addr.send(msg).timeout(ASK_TIMEOUT).await.is_err() {
+            // It died or hangs: forget it, so the next request starts afresh.
+            self.forget(tutor_id, &addr);
         }
     }
 

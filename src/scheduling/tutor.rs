@@ -17,7 +17,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::messages::{
-    Book, Cancel, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError, SlotsAnswer,
+    Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError,
+    SlotsAnswer,
 };
 use super::persister::{PersistError, Persister};
 use super::registry::Registry;
@@ -410,5 +411,21 @@ impl Handler<Refresh> for TutorActor {
 
     fn handle(&mut self, _msg: Refresh, ctx: &mut Self::Context) {
         self.start_reload(ctx);
+    }
+}
+
+impl Handler<Changed> for TutorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Changed, _ctx: &mut Self::Context) {
+        match msg {
+            Changed::Deactivated => self.active = false,
+            Changed::Timezone(zone) => self.rules = self.rules.clone().with_timezone(zone),
+            Changed::Released(ids) => {
+                for id in ids {
+                    self.remove_session(id);
+                }
+            }
+        }
     }
 }
