@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions as _, PgPool};
 
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
+use crate::realtime::{self, Hub};
 use crate::routes::{self, json};
 use crate::scheduling::{Persister, Registry};
 use crate::store;
@@ -24,11 +25,35 @@ const PERSISTER_WRITERS: usize = 4;
 /// How long a graceful stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Resolves at SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// A built, bound, not yet awaited server.
 pub struct Application {
     address: SocketAddr,
     server: Server,
     pool: PgPool,
+    hub: Hub,
 }
 
 impl Application {
@@ -66,7 +91,11 @@ impl Application {
 
         let persister = Persister::start(pool.clone(), PERSISTER_WRITERS);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let scheduler = web::Data::new(Registry::start(pool.clone(), persister, cores));
+        let hub = Hub::default();
+        let registry = Registry::start(pool.clone(), persister, hub.clone(), cores);
+        realtime::spawn_listener(pool.clone(), hub.clone(), registry.clone());
+        let scheduler = web::Data::new(registry);
+        let hub_data = web::Data::new(hub.clone());
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;
@@ -78,6 +107,7 @@ impl Application {
                 .app_data(db.clone())
                 .app_data(auth.clone())
                 .app_data(scheduler.clone())
+                .app_data(hub_data.clone())
                 .app_data(web::PathConfig::default().error_handler(json::path_error))
                 .app_data(web::QueryConfig::default().error_handler(json::query_error))
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))
@@ -99,15 +129,19 @@ impl Application {
                     })
                 })
                 .configure(routes::configure)
+                .configure(realtime::configure)
                 .default_service(web::to(routes::unknown_route))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        // Signals are handled below, so live connections can be told first.
+        .disable_signals()
         .listen(listener)?
         .run();
         Ok(Self {
             address,
             server,
             pool,
+            hub,
         })
     }
 
@@ -125,9 +159,17 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGTERM or SIGINT drain in-flight requests first), then closes
-    /// the database pool.
+    /// Serves until stopped. On SIGTERM or SIGINT: live connections are closed with 1001, the
+    /// server stops accepting and finishes the requests in flight (whose bookings are committed
+    /// before they answer), then the database pool closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (handle, hub) = (self.server.handle(), self.hub.clone());
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing live connections, draining requests");
+            hub.go_away();
+            handle.stop(true).await;
+        });
         let result = self.server.await;
         self.pool.close().await;
         result

@@ -191,7 +191,7 @@ async fn get_availability(
     db: web::Data<PgPool>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<AvailabilityRulesDto>, ApiError> {
-    match availability::load_rules(&db, *id).await? {
+    match availability::load_rules(db.get_ref(), *id).await? {
         Some((true, rules)) => Ok(web::Json(rules.to_dto())),
         _ => Err(tutor_not_found()),
     }
@@ -204,7 +204,7 @@ async fn replace_availability(
     caller: TutorUser,
     ApiJson(body): ApiJson<AvailabilityRulesDto>,
 ) -> Result<web::Json<AvailabilityRulesDto>, ApiError> {
-    let current = match availability::load_rules(&db, caller.id()).await? {
+    let current = match availability::load_rules(db.get_ref(), caller.id()).await? {
         Some((true, rules)) => rules.timezone(),
         _ => return Err(ApiError::account_not_found()),
     };

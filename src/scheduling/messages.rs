@@ -104,3 +104,23 @@ pub enum Changed {
     /// These sessions were cancelled (a participant was deactivated).
     Released(Vec<Uuid>),
 }
+
+/// A committed change to the tutor's schedule, as PostgreSQL announced it (from any process).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ApplyEvent(pub crate::realtime::events::TutorEvent);
+
+/// The free time in `[from, to)` and the event number it reflects, for a live subscriber.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SnapshotAnswer, ScheduleError>")]
+pub struct Snapshot {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Free intervals as of event `seq`.
+#[derive(Debug, Clone)]
+pub struct SnapshotAnswer {
+    pub seq: i64,
+    pub free: Vec<crate::domain::slots::Interval>,
+}

@@ -8,8 +8,8 @@ mod registry;
 mod tutor;
 
 pub use messages::{
-    Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError,
-    SlotsAnswer,
+    ApplyEvent, Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule,
+    ScheduleError, SlotsAnswer, Snapshot, SnapshotAnswer,
 };
 pub use persister::Persister;
 pub use registry::Registry;

@@ -10,7 +10,7 @@ use futures_util::FutureExt as _;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::store::sessions::{self, InsertRefusal, NewSession, SessionRecord};
+use crate::store::sessions::{self, InsertRefusal, NewSession, Sequenced};
 
 /// Bookings one transaction carries at most.
 const MAX_BATCH: usize = 256;
@@ -18,7 +18,7 @@ const MAX_BATCH: usize = 256;
 const QUEUE_PER_WRITER: usize = 4_096;
 
 /// What became of one booking.
-pub type Outcome = Result<Result<SessionRecord, InsertRefusal>, PersistError>;
+pub type Outcome = Result<Result<Sequenced, InsertRefusal>, PersistError>;
 
 /// The write could not be made (the database is unreachable, say); nothing was written.
 #[derive(Debug, Clone, thiserror::Error)]

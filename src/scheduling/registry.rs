@@ -13,10 +13,18 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::messages::ScheduleError;
+use super::messages::{ApplyEvent, Refresh, ScheduleError};
 use super::persister::Persister;
 use super::tutor::TutorActor;
+use crate::realtime::Hub;
+use crate::realtime::events::TutorEvent;
 use crate::store::availability;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// How long a request waits for a tutor's actor to answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -35,11 +43,12 @@ struct Inner {
     arbiters: Vec<ArbiterHandle>,
     pool: PgPool,
     persister: Persister,
+    hub: Hub,
 }
 
 impl Registry {
     /// Starts `arbiters` arbiter threads for tutor actors. Must run inside the actix system.
-    pub fn start(pool: PgPool, persister: Persister, arbiters: usize) -> Self {
+    pub fn start(pool: PgPool, persister: Persister, hub: Hub, arbiters: usize) -> Self {
         let arbiters = (0..arbiters.max(1))
             .map(|_| Arbiter::new().handle())
             .collect();
@@ -49,6 +58,7 @@ impl Registry {
                 arbiters,
                 pool,
                 persister,
+                hub,
             }),
         }
     }
@@ -86,13 +96,14 @@ impl Registry {
                     .ok_or(ScheduleError::TutorNotFound)?;
                 let arbiter = &self.inner.arbiters
                     [(tutor_id.as_u128() % self.inner.arbiters.len() as u128) as usize];
-                let (pool, persister, registry) = (
+                let (pool, persister, registry, hub) = (
                     self.inner.pool.clone(),
                     self.inner.persister.clone(),
                     self.clone(),
+                    self.inner.hub.clone(),
                 );
                 Ok(TutorActor::start_in_arbiter(arbiter, move |_| {
-                    TutorActor::new(tutor_id, schedule, pool, persister, registry)
+                    TutorActor::new(tutor_id, schedule, pool, persister, registry, hub)
                 }))
             })
             .await;
@@ -186,6 +197,33 @@ impl Registry {
         {
             shard.remove(&tutor_id);
         }
+    }
+
+    /// Hands a committed event to the tutor's actor, if it runs here. Sent in the order the
+    /// events arrive; a mailbox keeps that order.
+    pub fn deliver(&self, event: TutorEvent) {
+        if let Some(addr) = self.running(event.tutor_id) {
+            addr.do_send(ApplyEvent(event));
+        }
+    }
+
+    /// Every running actor reloads its state (events may have been missed).
+    pub fn refresh_all(&self) {
+        for shard in &self.inner.shards {
+            let addrs: Vec<Addr<TutorActor>> = lock(shard)
+                .values()
+                .filter_map(|c| c.get().cloned())
+                .collect();
+            for addr in addrs {
+                addr.do_send(Refresh);
+            }
+        }
+    }
+
+    fn running(&self, tutor_id: Uuid) -> Option<Addr<TutorActor>> {
+        lock(self.shard(tutor_id))
+            .get(&tutor_id)
+            .and_then(|cell| cell.get().cloned())
     }
 
     /// How many tutor actors are running (or starting).

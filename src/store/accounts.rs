@@ -321,6 +321,13 @@ pub async fn update(
         .execute(&mut *tx)
         .await?;
     }
+    if changes.timezone.is_some() {
+        // The rules share the profile's zone: their free time moved.
+        sqlx::query("SELECT tutoring_emit($1, 'availability.changed', NULL, NULL, NULL, NULL)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let revoked = match changes.keep_only_session {
         Some(keep) => super::auth_sessions::revoke_all_but(&mut *tx, id, keep).await?,
         None => Vec::new(),
@@ -354,12 +361,20 @@ pub async fn deactivate(
         Role::Tutor => "the tutor's account was deactivated",
         Role::Student => "the student's account was deactivated",
     };
+    // Each cancellation is announced in its tutor's sequence, tutors in id order (see the
+    // `tutoring_emit` migration for why the order matters).
     let cancelled: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE sessions SET status = 'cancelled', cancelled_at = now(), cancelled_reason = $2, \
-                             updated_at = now() \
-         WHERE (tutor_id = $1 OR student_id = $1) AND status = 'scheduled' \
-           AND scheduled_at > now() \
-         RETURNING id, tutor_id",
+        "WITH cancelled AS ( \
+             UPDATE sessions SET status = 'cancelled', cancelled_at = now(), \
+                                 cancelled_reason = $2, updated_at = now() \
+             WHERE (tutor_id = $1 OR student_id = $1) AND status = 'scheduled' \
+               AND scheduled_at > now() \
+             RETURNING id, tutor_id, student_id, scheduled_at, ends_at) \
+         SELECT id, tutor_id FROM ( \
+             SELECT id, tutor_id, \
+                    tutoring_emit(tutor_id, 'slot.released', scheduled_at, ends_at, id, student_id) \
+             FROM (SELECT * FROM cancelled ORDER BY tutor_id, scheduled_at OFFSET 0) ordered \
+         ) announced",
     )
     .bind(id)
     .bind(reason)

@@ -1,8 +1,8 @@
 //! A tutor's availability rules and what its actor loads at activation.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::PgPool;
 use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::sessions;
@@ -27,7 +27,7 @@ struct RulesRow {
 
 /// A tutor's rules, and whether the tutor is active; `None` for an unknown tutor.
 pub async fn load_rules(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     tutor_id: Uuid,
 ) -> anyhow::Result<Option<(bool, AvailabilityRules)>> {
     let row: Option<RulesRow> = sqlx::query_as(
@@ -39,7 +39,7 @@ pub async fn load_rules(
          WHERE t.user_id = $1",
     )
     .bind(tutor_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let timezone = TimeZone::parse(&row.timezone)
@@ -61,36 +61,49 @@ pub async fn load_rules(
     Ok(Some((row.active, rules)))
 }
 
-/// Everything a tutor's actor holds: whether the tutor is active, its rules, and its active
-/// sessions that have not ended long ago.
+/// Everything a tutor's actor holds: whether the tutor is active, its rules, its active
+/// sessions that have not ended long ago, and the number of the last event they reflect.
 pub struct TutorSchedule {
     pub active: bool,
     pub rules: AvailabilityRules,
     pub busy: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>,
+    pub seq: i64,
 }
 
 /// How far back an actor keeps ended sessions: past the largest buffer a rule may ask for.
 pub const BUSY_LOOKBACK: TimeDelta = TimeDelta::days(2);
 
-/// Loads what a tutor's actor holds; `None` for an unknown tutor.
+/// Loads what a tutor's actor holds; `None` for an unknown tutor. All of it is read in one
+/// snapshot, so the sessions and rules are exactly those of event `seq`.
 pub async fn load_schedule(pool: &PgPool, tutor_id: Uuid) -> anyhow::Result<Option<TutorSchedule>> {
-    let Some((active, rules)) = load_rules(pool, tutor_id).await? else {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let Some((active, rules)) = load_rules(&mut *tx, tutor_id).await? else {
         return Ok(None);
     };
-    let busy = sessions::busy_of_tutor(pool, tutor_id, Utc::now() - BUSY_LOOKBACK).await?;
+    let seq: i64 = sqlx::query_scalar("SELECT event_seq FROM tutors WHERE user_id = $1")
+        .bind(tutor_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let busy = sessions::busy_of_tutor(&mut *tx, tutor_id, Utc::now() - BUSY_LOOKBACK).await?;
+    tx.commit().await?;
     Ok(Some(TutorSchedule {
         active,
         rules,
         busy,
+        seq,
     }))
 }
 
-/// Replaces a tutor's rules and time zone in one transaction.
+/// Replaces a tutor's rules and time zone in one transaction, announcing the change; returns
+/// the event's number, or `None` when the tutor is not active.
 pub async fn replace_rules(
     pool: &PgPool,
     tutor_id: Uuid,
     rules: &AvailabilityRules,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Option<i64>> {
     let dto = rules.to_dto();
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(
@@ -103,22 +116,33 @@ pub async fn replace_rules(
     .bind(tutor_id)
     .bind(Json(&dto.weekly))
     .bind(Json(&dto.exceptions))
-    .bind(i32::try_from(rules.slot_minutes()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(rules.min_duration_minutes()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(rules.max_duration_minutes()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(rules.min_notice_minutes()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(rules.horizon_days()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(rules.buffer_minutes()).unwrap_or(i32::MAX))
+    .bind(as_i32(rules.slot_minutes()))
+    .bind(as_i32(rules.min_duration_minutes()))
+    .bind(as_i32(rules.max_duration_minutes()))
+    .bind(as_i32(rules.min_notice_minutes()))
+    .bind(as_i32(rules.horizon_days()))
+    .bind(as_i32(rules.buffer_minutes()))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     sqlx::query("UPDATE tutors SET timezone = $2 WHERE user_id = $1")
         .bind(tutor_id)
         .bind(rules.timezone().name())
         .execute(&mut *tx)
         .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT tutoring_emit($1, 'availability.changed', NULL, NULL, NULL, NULL)",
+    )
+    .bind(tutor_id)
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(seq))
+}
+
+/// Rule numbers are validated far below `i32::MAX`.
+fn as_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -34,6 +34,14 @@ const COLUMNS: &str = "id, tutor_id, student_id, scheduled_at, ends_at, duration
                        price_cents, currency, payment_status, created_at, updated_at, \
                        cancelled_reason";
 
+/// A session just changed, with the number its change took in the tutor's event sequence.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Sequenced {
+    #[sqlx(flatten)]
+    pub record: SessionRecord,
+    pub seq: i64,
+}
+
 /// A booking the tutor's actor has accepted, to be written.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -66,7 +74,7 @@ pub enum InsertRefusal {
 pub async fn insert_batch(
     pool: &PgPool,
     batch: &[NewSession],
-) -> sqlx::Result<Vec<Result<SessionRecord, InsertRefusal>>> {
+) -> sqlx::Result<Vec<Result<Sequenced, InsertRefusal>>> {
     let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
     let tutors: Vec<Uuid> = batch.iter().map(|s| s.tutor_id).collect();
     let students: Vec<Uuid> = batch.iter().map(|s| s.student_id).collect();
@@ -74,7 +82,7 @@ pub async fn insert_batch(
     let ends: Vec<DateTime<Utc>> = batch.iter().map(|s| s.ends_at).collect();
     let durations: Vec<i32> = batch.iter().map(|s| s.duration_minutes).collect();
 
-    let inserted: Vec<SessionRecord> = sqlx::query_as(
+    let inserted: Vec<Sequenced> = sqlx::query_as(
         "WITH b AS ( \
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
                                   $5::timestamptz[], $6::int[]) \
@@ -89,10 +97,13 @@ pub async fn insert_batch(
            AND EXISTS (SELECT 1 FROM users u \
                        WHERE u.id = b.student_id AND u.role = 'student' \
                          AND u.deactivated_at IS NULL FOR SHARE) \
+         ORDER BY b.tutor_id, b.scheduled_at \
          ON CONFLICT DO NOTHING \
          RETURNING id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes, status, \
                    price_cents, currency, payment_status, created_at, updated_at, \
-                   cancelled_reason",
+                   cancelled_reason, \
+                   tutoring_emit(tutor_id, 'slot.booked', scheduled_at, ends_at, id, student_id) \
+                       AS seq",
     )
     .bind(&ids)
     .bind(&tutors)
@@ -103,10 +114,10 @@ pub async fn insert_batch(
     .fetch_all(pool)
     .await?;
 
-    let mut results: Vec<Option<Result<SessionRecord, InsertRefusal>>> = vec![None; batch.len()];
-    for record in inserted {
-        if let Some(i) = ids.iter().position(|id| *id == record.id) {
-            results[i] = Some(Ok(record));
+    let mut results: Vec<Option<Result<Sequenced, InsertRefusal>>> = vec![None; batch.len()];
+    for inserted in inserted {
+        if let Some(i) = ids.iter().position(|id| *id == inserted.record.id) {
+            results[i] = Some(Ok(inserted));
         }
     }
     // The rare path: learn why each refused row was refused (after the fact: the reason is
@@ -176,16 +187,20 @@ pub async fn busy_of_tutor(
     .await
 }
 
-/// Cancels a scheduled session; `None` when it is not scheduled any more (or does not exist).
+/// Cancels a scheduled session and announces its released time; `None` when it is not
+/// scheduled any more (or does not exist).
 pub async fn cancel(
     db: impl PgExecutor<'_>,
     id: Uuid,
     reason: Option<&str>,
-) -> sqlx::Result<Option<SessionRecord>> {
+) -> sqlx::Result<Option<Sequenced>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE sessions SET status = 'cancelled', cancelled_at = now(), cancelled_reason = $2, \
                              updated_at = now() \
-         WHERE id = $1 AND status = 'scheduled' RETURNING {COLUMNS}"
+         WHERE id = $1 AND status = 'scheduled' \
+         RETURNING {COLUMNS}, \
+                   tutoring_emit(tutor_id, 'slot.released', scheduled_at, ends_at, id, student_id) \
+                       AS seq"
     )))
     .bind(id)
     .bind(reason)
@@ -202,7 +217,17 @@ pub enum RescheduleRefusal {
     StudentBusy,
 }
 
-/// Moves a scheduled session in one statement: the exclusion constraints check the new time
+/// A session moved: its new state, the time it left, and the two events the move took (the old
+/// time released, then the new time booked).
+#[derive(Debug, Clone)]
+pub struct Rescheduled {
+    pub record: SessionRecord,
+    pub old: (DateTime<Utc>, DateTime<Utc>),
+    pub released_seq: i64,
+    pub booked_seq: i64,
+}
+
+/// Moves a scheduled session in one transaction: the exclusion constraints check the new time
 /// against every other active session, and a refusal leaves the old time in place. An unpaid
 /// session's price follows a new duration; a paid one keeps its price.
 pub async fn reschedule(
@@ -211,42 +236,82 @@ pub async fn reschedule(
     scheduled_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     duration_minutes: i32,
-) -> sqlx::Result<Result<SessionRecord, RescheduleRefusal>> {
-    let updated = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> sqlx::Result<Result<Rescheduled, RescheduleRefusal>> {
+    let mut tx = pool.begin().await?;
+    let old: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT scheduled_at, ends_at FROM sessions \
+         WHERE id = $1 AND status = 'scheduled' FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(old) = old else {
+        return Ok(Err(RescheduleRefusal::NotScheduled));
+    };
+    let updated: Result<SessionRecord, sqlx::Error> = sqlx::query_as(
         "UPDATE sessions s SET scheduled_at = $2, ends_at = $3, duration_minutes = $4, \
                 price_cents = CASE WHEN s.payment_status = 'unpaid' \
                                    THEN (t.price_cents * $4 + 30) / 60 ELSE s.price_cents END, \
                 updated_at = now() \
          FROM tutors t \
-         WHERE s.id = $1 AND s.status = 'scheduled' AND t.user_id = s.tutor_id \
-         RETURNING {}",
-        COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+         WHERE s.id = $1 AND t.user_id = s.tutor_id \
+         RETURNING s.id, s.tutor_id, s.student_id, s.scheduled_at, s.ends_at, \
+                   s.duration_minutes, s.status, s.price_cents, s.currency, s.payment_status, \
+                   s.created_at, s.updated_at, s.cancelled_reason",
+    )
     .bind(id)
     .bind(scheduled_at)
     .bind(ends_at)
     .bind(duration_minutes)
-    .fetch_optional(pool)
+    .fetch_one(&mut *tx)
     .await;
-    match updated {
-        Ok(Some(record)) => Ok(Ok(record)),
-        Ok(None) => Ok(Err(RescheduleRefusal::NotScheduled)),
+    let record = match updated {
+        Ok(record) => record,
         Err(sqlx::Error::Database(err))
             if err.constraint() == Some("sessions_tutor_no_overlap") =>
         {
-            Ok(Err(RescheduleRefusal::SlotTaken))
+            return Ok(Err(RescheduleRefusal::SlotTaken));
         }
         Err(sqlx::Error::Database(err))
             if err.constraint() == Some("sessions_student_no_overlap") =>
         {
-            Ok(Err(RescheduleRefusal::StudentBusy))
+            return Ok(Err(RescheduleRefusal::StudentBusy));
         }
-        Err(err) => Err(err),
-    }
+        Err(err) => return Err(err),
+    };
+    // Released first, so a client applying the deltas in order ends with the right free time.
+    let released_seq = emit(&mut tx, &record, "slot.released", old).await?;
+    let booked_seq = emit(
+        &mut tx,
+        &record,
+        "slot.booked",
+        (record.scheduled_at, record.ends_at),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(Rescheduled {
+        record,
+        old,
+        released_seq,
+        booked_seq,
+    }))
+}
+
+async fn emit(
+    conn: &mut sqlx::PgConnection,
+    session: &SessionRecord,
+    kind: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT tutoring_emit($1, $2, $3, $4, $5, $6)")
+        .bind(session.tutor_id)
+        .bind(kind)
+        .bind(start)
+        .bind(end)
+        .bind(session.id)
+        .bind(session.student_id)
+        .fetch_one(conn)
+        .await
 }
 
 /// Marks a session completed when its tutor says so, it is paid and it has started.
@@ -255,7 +320,7 @@ pub async fn complete(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<
         "UPDATE sessions SET status = 'completed', updated_at = now() \
          WHERE id = $1 AND status = 'scheduled' AND payment_status = 'paid' \
            AND scheduled_at <= now() \
-         RETURNING {COLUMNS}"
+         RETURNING {COLUMNS}, tutoring_session_updated(id, tutor_id, student_id) AS notified"
     )))
     .bind(id)
     .fetch_optional(db)

@@ -6,8 +6,14 @@
 //! in flight is a *reservation* that blocks its interval until the commit answers, and then
 //! becomes busy time or disappears. The database's exclusion constraints stay the last word: when
 //! they refuse what the actor accepted (another server process booked it), the actor reloads.
+//!
+//! The actor is also the single source of its tutor's live events: every committed change (its
+//! own, or another process's announced by PostgreSQL) is published to this process's
+//! subscribers in sequence order, each once; a snapshot carries the number it reflects.
 
-use std::collections::HashMap;
+mod handlers;
+
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -16,16 +22,17 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::messages::{
-    Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule, ScheduleError,
-    SlotsAnswer,
-};
+use super::messages::ScheduleError;
 use super::persister::{PersistError, Persister};
 use super::registry::Registry;
 use crate::domain::availability::AvailabilityRules;
-use crate::domain::slots::{self, Interval, Refusal};
+use crate::domain::slots::{self, Interval};
+use crate::realtime::Hub;
+use crate::realtime::events::{Change, TutorEvent};
 use crate::store::availability::{self, BUSY_LOOKBACK, TutorSchedule};
-use crate::store::sessions::{self, InsertRefusal, NewSession, RescheduleRefusal, SessionRecord};
+
+/// How long an event may wait for an earlier one (lost, or late) before the actor reloads.
+const GAP_PATIENCE: Duration = Duration::from_secs(2);
 
 /// An actor unused for this long stops, freeing its memory; the next request reloads it.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -48,9 +55,14 @@ pub struct TutorActor {
     /// A refresh was asked for while a reload was in flight: reload again after it.
     reload_again: bool,
     last_used: Instant,
+    /// The number of the last event published: memory reflects every event up to it.
+    seq: i64,
+    /// Events known but not yet published, waiting for an earlier number.
+    early_events: BTreeMap<i64, TutorEvent>,
     pool: PgPool,
     persister: Persister,
     registry: Registry,
+    hub: Hub,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +78,7 @@ impl TutorActor {
         pool: PgPool,
         persister: Persister,
         registry: Registry,
+        hub: Hub,
     ) -> Self {
         let mut actor = Self {
             tutor_id,
@@ -78,9 +91,12 @@ impl TutorActor {
             reload: None,
             reload_again: false,
             last_used: Instant::now(),
+            seq: schedule.seq,
+            early_events: BTreeMap::new(),
             pool,
             persister,
             registry,
+            hub,
         };
         actor.replace_sessions(schedule.busy);
         actor
@@ -193,6 +209,12 @@ impl TutorActor {
                         act.active = schedule.active;
                         act.rules = schedule.rules;
                         act.replace_sessions(schedule.busy);
+                        // Memory now reflects event `schedule.seq`; subscribers start over from a
+                        // snapshot of it.
+                        act.seq = schedule.seq;
+                        let seq = act.seq;
+                        act.early_events.retain(|n, _| *n > seq);
+                        act.hub.resync_tutor(act.tutor_id);
                         for change in log {
                             match change {
                                 LocalChange::Added(id, interval) => act.add_session(id, interval),
@@ -212,6 +234,43 @@ impl TutorActor {
                 }
             })
             .spawn(ctx);
+    }
+}
+
+impl TutorActor {
+    /// Takes in a committed event: publishes it, and any that were waiting for it, in order.
+    /// An event already published (ours, announced back to us) is ignored.
+    fn record_event(&mut self, event: TutorEvent, ctx: &mut Context<Self>) {
+        if event.seq <= self.seq {
+            return;
+        }
+        self.early_events.insert(event.seq, event);
+        while let Some(next) = self.early_events.remove(&(self.seq + 1)) {
+            self.seq = next.seq;
+            self.hub.publish_tutor(&next);
+        }
+        if !self.early_events.is_empty() {
+            // Wait a little for the missing event; if it never comes, start over.
+            let waiting_for = self.seq + 1;
+            ctx.run_later(GAP_PATIENCE, move |act, ctx| {
+                if act.seq < waiting_for && !act.early_events.is_empty() {
+                    tracing::warn!(tutor = %act.tutor_id, missing = waiting_for, "event gap; reloading");
+                    act.start_reload(ctx);
+                }
+            });
+        }
+    }
+
+    /// Applies another process's change to memory (ours are applied when they commit).
+    fn apply_change(&mut self, change: Change) {
+        match change {
+            Change::Booked {
+                session_id,
+                interval,
+            } => self.add_session(session_id, interval),
+            Change::Released { session_id, .. } => self.remove_session(session_id),
+            Change::AvailabilityChanged => {}
+        }
     }
 }
 
@@ -243,7 +302,10 @@ impl Actor for TutorActor {
         // Bounded mailbox: callers wait (asynchronously) rather than queue without limit.
         ctx.set_mailbox_capacity(1024);
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
-            if act.last_used.elapsed() > IDLE_TIMEOUT && act.reservations.is_empty() {
+            if act.last_used.elapsed() > IDLE_TIMEOUT
+                && act.reservations.is_empty()
+                && !act.hub.has_tutor_subscribers(act.tutor_id)
+            {
                 ctx.stop();
             }
         });
@@ -251,181 +313,5 @@ impl Actor for TutorActor {
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.registry.forget(self.tutor_id, &ctx.address());
-    }
-}
-
-impl Handler<Book> for TutorActor {
-    type Result = ResponseActFuture<Self, Result<SessionRecord, ScheduleError>>;
-
-    fn handle(&mut self, msg: Book, _ctx: &mut Self::Context) -> Self::Result {
-        self.touch();
-        let interval = match self.check(msg.start, msg.duration_minutes, None) {
-            Ok(interval) => interval,
-            Err(err) => return Box::pin(fut::ready(Err(err))),
-        };
-        let reservation = self.reserve(interval);
-        let session = NewSession {
-            id: msg.session_id,
-            tutor_id: self.tutor_id,
-            student_id: msg.student_id,
-            scheduled_at: interval.start,
-            ends_at: interval.end,
-            duration_minutes: i32::try_from(msg.duration_minutes).unwrap_or(i32::MAX),
-        };
-        let persister = self.persister.clone();
-        Box::pin(
-            async move { persister.insert(session).await }
-                .into_actor(self)
-                .map(move |outcome, act, ctx| {
-                    act.reservations.remove(&reservation);
-                    match outcome.map_err(persist_failure)? {
-                        Ok(record) => {
-                            act.add_session(record.id, interval);
-                            Ok(record)
-                        }
-                        Err(InsertRefusal::SlotTaken) => {
-                            // Booked elsewhere: our picture was stale.
-                            act.start_reload(ctx);
-                            Err(ScheduleError::Refused(Refusal::SlotTaken))
-                        }
-                        Err(InsertRefusal::StudentBusy) => Err(ScheduleError::StudentBusy),
-                        Err(InsertRefusal::StudentInactive) => Err(ScheduleError::StudentInactive),
-                        Err(InsertRefusal::TutorInactive) => {
-                            act.active = false;
-                            Err(ScheduleError::TutorNotFound)
-                        }
-                    }
-                }),
-        )
-    }
-}
-
-impl Handler<QuerySlots> for TutorActor {
-    type Result = Result<SlotsAnswer, ScheduleError>;
-
-    fn handle(&mut self, msg: QuerySlots, _ctx: &mut Self::Context) -> Self::Result {
-        self.touch();
-        if !self.active {
-            return Err(ScheduleError::TutorNotFound);
-        }
-        let busy = self.busy(None);
-        let rules = &self.rules;
-        let minutes = msg.duration_minutes.unwrap_or(rules.min_duration_minutes());
-        let computed =
-            guarded(|| slots::bookable_slots(rules, &busy, Utc::now(), msg.from, msg.to, minutes))?;
-        let slots = computed.map_err(ScheduleError::Refused)?;
-        Ok(SlotsAnswer {
-            slots,
-            rules: self.rules.clone(),
-        })
-    }
-}
-
-impl Handler<Cancel> for TutorActor {
-    type Result = ResponseActFuture<Self, Result<SessionRecord, ScheduleError>>;
-
-    fn handle(&mut self, msg: Cancel, _ctx: &mut Self::Context) -> Self::Result {
-        self.touch();
-        let pool = self.pool.clone();
-        Box::pin(
-            async move { sessions::cancel(&pool, msg.session_id, msg.reason.as_deref()).await }
-                .into_actor(self)
-                .map(
-                    |cancelled, act, _ctx| match cancelled.map_err(db_failure)? {
-                        Some(record) => {
-                            act.remove_session(record.id);
-                            Ok(record)
-                        }
-                        None => Err(ScheduleError::NotScheduled),
-                    },
-                ),
-        )
-    }
-}
-
-impl Handler<Reschedule> for TutorActor {
-    type Result = ResponseActFuture<Self, Result<SessionRecord, ScheduleError>>;
-
-    fn handle(&mut self, msg: Reschedule, _ctx: &mut Self::Context) -> Self::Result {
-        self.touch();
-        let interval = match self.check(msg.start, msg.duration_minutes, Some(msg.session_id)) {
-            Ok(interval) => interval,
-            Err(err) => return Box::pin(fut::ready(Err(err))),
-        };
-        let reservation = self.reserve(interval);
-        let pool = self.pool.clone();
-        let minutes = i32::try_from(msg.duration_minutes).unwrap_or(i32::MAX);
-        Box::pin(
-            async move {
-                sessions::reschedule(&pool, msg.session_id, interval.start, interval.end, minutes)
-                    .await
-            }
-            .into_actor(self)
-            .map(move |moved, act, ctx| {
-                act.reservations.remove(&reservation);
-                match moved.map_err(db_failure)? {
-                    Ok(record) => {
-                        act.remove_session(record.id);
-                        act.add_session(record.id, interval);
-                        Ok(record)
-                    }
-                    Err(RescheduleRefusal::NotScheduled) => Err(ScheduleError::NotScheduled),
-                    Err(RescheduleRefusal::SlotTaken) => {
-                        act.start_reload(ctx);
-                        Err(ScheduleError::Refused(Refusal::SlotTaken))
-                    }
-                    Err(RescheduleRefusal::StudentBusy) => Err(ScheduleError::StudentBusy),
-                }
-            }),
-        )
-    }
-}
-
-impl Handler<ReplaceRules> for TutorActor {
-    type Result = ResponseActFuture<Self, Result<AvailabilityRules, ScheduleError>>;
-
-    fn handle(&mut self, msg: ReplaceRules, _ctx: &mut Self::Context) -> Self::Result {
-        self.touch();
-        let (pool, tutor_id) = (self.pool.clone(), self.tutor_id);
-        let rules = msg.rules;
-        Box::pin(
-            async move {
-                let stored = availability::replace_rules(&pool, tutor_id, &rules).await;
-                (stored, rules)
-            }
-            .into_actor(self)
-            .map(|(stored, rules), act, _ctx| {
-                if !stored.map_err(db_failure)? {
-                    act.active = false;
-                    return Err(ScheduleError::TutorNotFound);
-                }
-                act.rules = rules.clone();
-                Ok(rules)
-            }),
-        )
-    }
-}
-
-impl Handler<Refresh> for TutorActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Refresh, ctx: &mut Self::Context) {
-        self.start_reload(ctx);
-    }
-}
-
-impl Handler<Changed> for TutorActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Changed, _ctx: &mut Self::Context) {
-        match msg {
-            Changed::Deactivated => self.active = false,
-            Changed::Timezone(zone) => self.rules = self.rules.clone().with_timezone(zone),
-            Changed::Released(ids) => {
-                for id in ids {
-                    self.remove_session(id);
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,447 @@
+//! `GET /ws`: one task per connection. It reads the client's messages, runs one forwarder task
+//! per subscription (snapshot, then the tutor's events in order), writes through one bounded
+//! queue, pings every 10 s and closes a connection silent for 30 s. A client that cannot keep
+//! up (its queue full, or its subscription fallen behind the tutor's feed) is closed with 1013
+//! rather than buffered without bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::Hub;
+use super::events::{FreeInterval, ServerMessage};
+use super::hub::TutorFeed;
+use crate::auth::{Auth, AuthUser};
+use crate::domain::parse_instant;
+use crate::error::ApiError;
+use crate::scheduling::{Registry, ScheduleError, Snapshot};
+
+/// Largest frame and largest (reassembled) message a client may send.
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Messages waiting to be written to one client.
+const OUTGOING_CAPACITY: usize = 256;
+/// How long one write may wait for a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+const MAX_SUBSCRIPTIONS: usize = 50;
+const MAX_RANGE: TimeDelta = TimeDelta::days(31);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/ws").route(web::get().to(upgrade)));
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+/// Upgrades to a WebSocket; an optional `?token=` authenticates the connection (a bad one is
+/// refused with `401` before the upgrade).
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<WsQuery>,
+    auth: web::Data<Auth>,
+    hub: web::Data<Hub>,
+    scheduler: web::Data<Registry>,
+) -> Result<HttpResponse, ApiError> {
+    let user = match query.token.as_deref() {
+        Some(token) => Some(AuthUser::from_token(&auth, token)?.id()),
+        None => None,
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
+        ApiError::bad_request(
+            "websocket_required",
+            "this route speaks WebSocket: send an Upgrade request",
+        )
+    })?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_MESSAGE_BYTES);
+    let connection = Connection::new(hub.get_ref().clone(), scheduler.get_ref().clone(), user);
+    actix_web::rt::spawn(connection.run(session, stream));
+    Ok(response)
+}
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Subscribe {
+        tutor_id: Uuid,
+        from: String,
+        to: String,
+    },
+    Unsubscribe {
+        tutor_id: Uuid,
+    },
+}
+
+/// What the connection's tasks hand to the writer.
+struct Outgoing {
+    queue: mpsc::Sender<Arc<str>>,
+    /// Raised when this client cannot keep up.
+    too_slow: Arc<Notify>,
+}
+
+impl Clone for Outgoing {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            too_slow: Arc::clone(&self.too_slow),
+        }
+    }
+}
+
+impl Outgoing {
+    /// Queues a message; a full queue means the client is too slow. Returns false then.
+    fn push(&self, json: Arc<str>) -> bool {
+        match self.queue.try_send(json) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.too_slow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn push_message(&self, message: &ServerMessage) -> bool {
+        match serde_json::to_string(message) {
+            Ok(json) => self.push(json.into()),
+            Err(_) => false,
+        }
+    }
+
+    fn error(&self, code: &'static str, message: impl Into<String>) {
+        self.push_message(&ServerMessage::Error {
+            code,
+            message: message.into(),
+        });
+    }
+}
+
+struct Connection {
+    hub: Hub,
+    scheduler: Registry,
+    user: Option<Uuid>,
+    subscriptions: HashMap<Uuid, JoinHandle<()>>,
+}
+
+impl Connection {
+    fn new(hub: Hub, scheduler: Registry, user: Option<Uuid>) -> Self {
+        Self {
+            hub,
+            scheduler,
+            user,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut session: Session, mut stream: actix_ws::AggregatedMessageStream) {
+        let (queue, mut written) = mpsc::channel::<Arc<str>>(OUTGOING_CAPACITY);
+        let out = Outgoing {
+            queue,
+            too_slow: Arc::new(Notify::new()),
+        };
+        let user_feed = self
+            .user
+            .map(|user| spawn_user_forwarder(&self.hub, user, out.clone()));
+        let mut going_away = self.hub.going_away();
+        let mut heartbeat = tokio::time::interval(PING_EVERY);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+
+        let close: Option<CloseReason> = loop {
+            tokio::select! {
+                incoming = stream.recv() => match incoming {
+                    None => break None,
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        last_heard = Instant::now();
+                        self.handle_text(&text, &out);
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        last_heard = Instant::now();
+                        out.error("bad_message", "messages are JSON text frames");
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        last_heard = Instant::now();
+                        if session.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
+                    Some(Ok(AggregatedMessage::Close(_))) => break Some(CloseCode::Normal.into()),
+                    Some(Err(ProtocolError::Overflow)) => {
+                        break Some(reason(CloseCode::Size, "message too big"));
+                    }
+                    Some(Err(_)) => break Some(reason(CloseCode::Protocol, "protocol error")),
+                },
+                Some(json) = written.recv() => {
+                    match tokio::time::timeout(WRITE_TIMEOUT, session.text(&*json)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => break Some(reason(CloseCode::Again, "too slow to read")),
+                    }
+                }
+                () = out.too_slow.notified() => {
+                    break Some(reason(CloseCode::Again, "too slow to read"));
+                }
+                _ = going_away.changed() => {
+                    break Some(reason(CloseCode::Away, "the server is shutting down"));
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > SILENCE_LIMIT {
+                        break Some(reason(CloseCode::Normal, "silent for too long"));
+                    }
+                    if session.ping(b"").await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        };
+
+        // Whichever way the connection ends, its subscriptions end with it.
+        for (_, forwarder) in self.subscriptions.drain() {
+            forwarder.abort();
+        }
+        if let Some(forwarder) = user_feed {
+            forwarder.abort();
+        }
+        if let Some(close) = close {
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, session.close(Some(close))).await;
+        }
+    }
+
+    fn handle_text(&mut self, text: &str, out: &Outgoing) {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(err) => {
+                out.error(
+                    "bad_message",
+                    format!("not a message this server understands: {err}"),
+                );
+                return;
+            }
+        };
+        match message {
+            ClientMessage::Subscribe { tutor_id, from, to } => {
+                let range = match parse_range(&from, &to) {
+                    Ok(range) => range,
+                    Err(message) => return out.error("bad_range", message),
+                };
+                let replacing = self.subscriptions.remove(&tutor_id);
+                if let Some(previous) = &replacing {
+                    previous.abort();
+                }
+                if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                    return out.error(
+                        "too_many_subscriptions",
+                        format!("at most {MAX_SUBSCRIPTIONS} tutors per connection"),
+                    );
+                }
+                let forwarder = spawn_tutor_forwarder(
+                    self.hub.clone(),
+                    self.scheduler.clone(),
+                    tutor_id,
+                    range,
+                    out.clone(),
+                );
+                self.subscriptions.insert(tutor_id, forwarder);
+            }
+            ClientMessage::Unsubscribe { tutor_id } => match self.subscriptions.remove(&tutor_id) {
+                Some(forwarder) => forwarder.abort(),
+                None => out.error(
+                    "not_subscribed",
+                    "this connection is not subscribed to that tutor",
+                ),
+            },
+        }
+    }
+}
+
+fn reason(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    }
+}
+
+fn parse_range(from: &str, to: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let from = parse_instant(from).map_err(|e| format!("from {e}"))?;
+    let to = parse_instant(to).map_err(|e| format!("to {e}"))?;
+    if to <= from {
+        return Err("to must be after from".to_owned());
+    }
+    if to - from > MAX_RANGE {
+        return Err("the range may cover at most 31 days".to_owned());
+    }
+    Ok((from, to))
+}
+
+/// Holds a hub subscription and gives it back when the forwarder ends, however it ends (an
+/// aborted task drops its state too).
+struct TutorSubscription {
+    hub: Hub,
+    tutor_id: Uuid,
+    feed: Option<tokio::sync::broadcast::Receiver<Arc<TutorFeed>>>,
+}
+
+impl Drop for TutorSubscription {
+    fn drop(&mut self) {
+        drop(self.feed.take());
+        self.hub.release_tutor(self.tutor_id);
+    }
+}
+
+fn spawn_tutor_forwarder(
+    hub: Hub,
+    scheduler: Registry,
+    tutor_id: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    out: Outgoing,
+) -> JoinHandle<()> {
+    // Subscribe before taking the snapshot, so no event after the snapshot can be missed.
+    let mut subscription = TutorSubscription {
+        feed: Some(hub.subscribe_tutor(tutor_id)),
+        hub,
+        tutor_id,
+    };
+    actix_web::rt::spawn(async move {
+        let Some(mut seq) = snapshot(&scheduler, tutor_id, (from, to), &out).await else {
+            return;
+        };
+        let Some(feed) = subscription.feed.as_mut() else {
+            return;
+        };
+        loop {
+            match feed.recv().await {
+                Ok(item) => match &*item {
+                    TutorFeed::Event {
+                        seq: n,
+                        json,
+                        availability_changed,
+                    } => {
+                        if *n <= seq {
+                            continue; // already in the snapshot
+                        }
+                        seq = *n;
+                        if !out.push(Arc::clone(json)) {
+                            return;
+                        }
+                        if *availability_changed {
+                            match snapshot(&scheduler, tutor_id, (from, to), &out).await {
+                                Some(fresh) => seq = seq.max(fresh),
+                                None => return,
+                            }
+                        }
+                    }
+                    TutorFeed::Resync => {
+                        match snapshot(&scheduler, tutor_id, (from, to), &out).await {
+                            Some(fresh) => seq = fresh,
+                            None => return,
+                        }
+                    }
+                },
+                Err(RecvError::Lagged(_)) => {
+                    out.too_slow.notify_one();
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+/// Sends a snapshot of the tutor's free time and returns the event number it reflects; `None`
+/// when the subscription cannot go on (the client was told why).
+async fn snapshot(
+    scheduler: &Registry,
+    tutor_id: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    out: &Outgoing,
+) -> Option<i64> {
+    match scheduler.ask(tutor_id, Snapshot { from, to }).await {
+        Ok(Ok(answer)) => {
+            let message = ServerMessage::Snapshot {
+                tutor_id,
+                seq: answer.seq,
+                from,
+                to,
+                free: answer
+                    .free
+                    .iter()
+                    .map(|i| FreeInterval {
+                        start: i.start,
+                        end: i.end,
+                    })
+                    .collect(),
+            };
+            out.push_message(&message).then_some(answer.seq)
+        }
+        Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => {
+            out.error("tutor_not_found", "no active tutor has this id");
+            None
+        }
+        Ok(Err(_)) | Err(_) => {
+            out.error(
+                "unavailable",
+                "the tutor's schedule is unavailable; subscribe again shortly",
+            );
+            None
+        }
+    }
+}
+
+/// Holds a user subscription and gives it back however the forwarder ends.
+struct UserSubscription {
+    hub: Hub,
+    user_id: Uuid,
+    feed: Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
+}
+
+impl Drop for UserSubscription {
+    fn drop(&mut self) {
+        drop(self.feed.take());
+        self.hub.release_user(self.user_id);
+    }
+}
+
+fn spawn_user_forwarder(hub: &Hub, user_id: Uuid, out: Outgoing) -> JoinHandle<()> {
+    let mut subscription = UserSubscription {
+        feed: Some(hub.subscribe_user(user_id)),
+        hub: hub.clone(),
+        user_id,
+    };
+    actix_web::rt::spawn(async move {
+        let Some(feed) = subscription.feed.as_mut() else {
+            return;
+        };
+        loop {
+            match feed.recv().await {
+                Ok(json) => {
+                    if !out.push(json) {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    out.too_slow.notify_one();
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}

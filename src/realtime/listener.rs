@@ -1,0 +1,100 @@
+//! This process's ear on PostgreSQL: `LISTEN tutoring_events`, announcements handed on in the
+//! order they arrive (commit order). Notifications sent while the connection is down are lost,
+//! so after every (re)connection each tutor's actor reloads and every subscriber gets a fresh
+//! snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+use super::Hub;
+use super::events::{Announcement, ServerMessage};
+use crate::routes::views::SessionView;
+use crate::scheduling::Registry;
+use crate::store::sessions;
+
+/// The channel `tutoring_emit` announces on.
+pub const CHANNEL: &str = "tutoring_events";
+
+/// Listens until the runtime stops, reconnecting as needed.
+pub fn spawn_listener(pool: PgPool, hub: Hub, registry: Registry) {
+    tokio::spawn(async move {
+        let mut listener: Option<PgListener> = None;
+        loop {
+            let Some(active) = listener.as_mut() else {
+                match connect(&pool).await {
+                    Ok(fresh) => {
+                        listener = Some(fresh);
+                        resync(&hub, &registry);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot listen for events; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                continue;
+            };
+            match active.try_recv().await {
+                Ok(Some(notification)) => {
+                    announce(&pool, &hub, &registry, notification.payload()).await;
+                }
+                // The connection was lost; the next call reconnects and listens again.
+                Ok(None) => {
+                    tracing::warn!("event listener reconnecting");
+                    resync(&hub, &registry);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "event listener failed; reconnecting");
+                    listener = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn connect(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Whatever was announced while we were not listening is unknown: start everyone over.
+fn resync(hub: &Hub, registry: &Registry) {
+    registry.refresh_all();
+    hub.resync_all();
+}
+
+async fn announce(pool: &PgPool, hub: &Hub, registry: &Registry, payload: &str) {
+    let announcement: Announcement = match serde_json::from_str(payload) {
+        Ok(announcement) => announcement,
+        Err(err) => {
+            tracing::warn!(error = %err, "ignoring a malformed announcement");
+            return;
+        }
+    };
+    if let Some(event) = announcement.tutor_event() {
+        registry.deliver(event);
+    }
+    if let Some((session_id, tutor_id, student_id)) = announcement.session_participants() {
+        if !hub.wants_user(tutor_id) && !hub.wants_user(student_id) {
+            return;
+        }
+        // Read the session as it is now; participants are told its whole current state.
+        match sessions::find(pool, session_id).await {
+            Ok(Some(record)) => {
+                let session = serde_json::to_value(SessionView::from(&record)).unwrap_or_default();
+                let message = ServerMessage::SessionUpdated { session };
+                if let Ok(json) = serde_json::to_string(&message) {
+                    let json: Arc<str> = json.into();
+                    hub.publish_user(tutor_id, Arc::clone(&json));
+                    hub.publish_user(student_id, json);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "could not read an updated session"),
+        }
+    }
+}
