@@ -154,6 +154,11 @@ impl Application {
         self.address.port()
     }
 
+    /// This process's live-update hub (tests look at its channel counts).
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
+    }
+
     /// A handle to stop the server.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()

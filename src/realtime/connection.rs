@@ -178,8 +178,10 @@ impl Connection {
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
                         last_heard = Instant::now();
-                        if session.pong(&bytes).await.is_err() {
-                            break None;
+                        match tokio::time::timeout(WRITE_TIMEOUT, session.pong(&bytes)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break None,
+                            Err(_) => break Some(reason(CloseCode::Again, "too slow to read")),
                         }
                     }
                     Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
@@ -204,10 +206,17 @@ impl Connection {
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
-                        break Some(reason(CloseCode::Normal, "silent for too long"));
+                        // A client with output still waiting has stopped reading: too slow.
+                        break Some(if written.is_empty() {
+                            reason(CloseCode::Normal, "silent for too long")
+                        } else {
+                            reason(CloseCode::Again, "too slow to read")
+                        });
                     }
-                    if session.ping(b"").await.is_err() {
-                        break None;
+                    match tokio::time::timeout(WRITE_TIMEOUT, session.ping(b"")).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => break Some(reason(CloseCode::Again, "too slow to read")),
                     }
                 }
             }
@@ -220,6 +229,7 @@ impl Connection {
         if let Some(forwarder) = user_feed {
             forwarder.abort();
         }
+        tracing::debug!(close = ?close, "live connection ends");
         if let Some(close) = close {
             let _ = tokio::time::timeout(WRITE_TIMEOUT, session.close(Some(close))).await;
         }

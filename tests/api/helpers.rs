@@ -163,6 +163,8 @@ pub struct TestApp {
     /// A pool on the test's database, for setting up and checking state directly.
     pub db: PgPool,
     pub db_name: String,
+    /// The server's live-update hub.
+    pub hub: tutoring::realtime::Hub,
     handle: ServerHandle,
     /// Only the first node of a database drops it.
     owns_database: bool,
@@ -222,6 +224,7 @@ async fn spawn_node(database: &str, owns_database: bool) -> TestApp {
 fn running(application: Application, db: PgPool, database: &str, owns_database: bool) -> TestApp {
     let address = format!("http://{}", application.address());
     let handle = application.handle();
+    let hub = application.hub();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address,
@@ -232,6 +235,7 @@ fn running(application: Application, db: PgPool, database: &str, owns_database: 
             .expect("an HTTP client"),
         db,
         db_name: database.to_owned(),
+        hub,
         handle,
         owns_database,
     }

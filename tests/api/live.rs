@@ -1,0 +1,321 @@
+//! Live updates over a real WebSocket client (`tokio-tungstenite`).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::helpers::{
+    TestApp, all_day_rules, days_ahead_at, spawn_app, spawn_second_node, students_direct,
+};
+
+/// How long a test waits for a message that should come.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Client {
+    socket: Socket,
+}
+
+impl Client {
+    async fn connect(app: &TestApp, token: Option<&str>) -> Self {
+        let base = app.address.replace("http://", "ws://");
+        let url = match token {
+            Some(token) => format!("{base}/ws?token={token}"),
+            None => format!("{base}/ws"),
+        };
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the WebSocket upgrade succeeds");
+        Self { socket }
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("sent");
+    }
+
+    async fn subscribe(&mut self, tutor: Uuid, days: i64) -> Value {
+        self.send(json!({
+            "type": "subscribe", "tutor_id": tutor,
+            "from": days_ahead_at(1, 0, 0).to_rfc3339(),
+            "to": days_ahead_at(1 + days, 0, 0).to_rfc3339(),
+        }))
+        .await;
+        let snapshot = self.next().await;
+        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+        snapshot
+    }
+
+    /// The next JSON message, skipping pings.
+    async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("a message in time")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next message of this type, skipping others (session updates, say).
+    async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let message = self.next().await;
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+}
+
+fn id_of(body: &Value) -> Uuid {
+    body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("an id")
+}
+
+#[actix_web::test]
+async fn a_subscriber_gets_a_snapshot_then_each_booking_and_release_in_sequence() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let mut client = Client::connect(&app, None).await;
+    let snapshot = client.subscribe(tutor.id, 3).await;
+    let seq = snapshot["seq"].as_i64().expect("seq");
+    assert_eq!(snapshot["tutor_id"], tutor.id.to_string());
+    // All day, every day: one free stretch over the whole range.
+    assert_eq!(
+        snapshot["free"].as_array().map(Vec::len),
+        Some(1),
+        "{snapshot}"
+    );
+
+    let start = days_ahead_at(2, 10, 0);
+    let booked = app.book(&student, tutor.id, start, 60).await;
+    let id = id_of(booked.assert_status(201));
+    let event = client.next().await;
+    assert_eq!(event["type"], "slot.booked");
+    assert_eq!(event["seq"], seq + 1);
+    assert_eq!(event["tutor_id"], tutor.id.to_string());
+    assert_eq!(event["start"], booked.body["scheduled_at"]);
+    assert_eq!(event["end"], booked.body["ends_at"]);
+
+    app.post(
+        &format!("/sessions/{id}/cancel"),
+        Some(&student.token),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    let event = client.next().await;
+    assert_eq!(event["type"], "slot.released");
+    assert_eq!(event["seq"], seq + 2);
+    assert_eq!(event["start"], booked.body["scheduled_at"]);
+
+    // A fresh subscription reflects both: the slot is free again, at the latest number.
+    let mut late = Client::connect(&app, None).await;
+    let snapshot = late.subscribe(tutor.id, 3).await;
+    assert_eq!(snapshot["seq"], seq + 2);
+    assert_eq!(snapshot["free"].as_array().map(Vec::len), Some(1));
+}
+
+#[actix_web::test]
+async fn every_subscriber_receives_the_events_and_snapshots_show_booked_time() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let start = days_ahead_at(2, 10, 0);
+    app.book(&student, tutor.id, start, 60)
+        .await
+        .assert_status(201);
+
+    let mut first = Client::connect(&app, None).await;
+    let mut second = Client::connect(&app, None).await;
+    for client in [&mut first, &mut second] {
+        let snapshot = client.subscribe(tutor.id, 3).await;
+        // The booked hour splits the free time in two.
+        let free = snapshot["free"].as_array().expect("free");
+        assert_eq!(free.len(), 2, "{snapshot}");
+        assert_eq!(free[0]["end"], start.to_rfc3339().replace("+00:00", "Z"));
+    }
+    let other = app.student().await;
+    app.book(&other, tutor.id, days_ahead_at(2, 14, 0), 30)
+        .await
+        .assert_status(201);
+    for client in [&mut first, &mut second] {
+        assert_eq!(client.next().await["type"], "slot.booked");
+    }
+}
+
+#[actix_web::test]
+async fn session_updates_reach_the_two_participants_and_no_one_else() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let outsider = app.student().await;
+    let mut tutor_socket = Client::connect(&app, Some(&tutor.token)).await;
+    let mut student_socket = Client::connect(&app, Some(&student.token)).await;
+    let mut outsider_socket = Client::connect(&app, Some(&outsider.token)).await;
+
+    let booked = app
+        .book(&student, tutor.id, days_ahead_at(2, 9, 0), 60)
+        .await;
+    let id = id_of(booked.assert_status(201));
+    for socket in [&mut tutor_socket, &mut student_socket] {
+        let update = socket.next_of("session.updated").await;
+        assert_eq!(update["session"]["id"], id.to_string());
+        assert_eq!(update["session"]["status"], "scheduled");
+    }
+    app.post(
+        &format!("/sessions/{id}/cancel"),
+        Some(&tutor.token),
+        &json!({"reason": "ill"}),
+    )
+    .await
+    .assert_status(200);
+    for socket in [&mut tutor_socket, &mut student_socket] {
+        let update = socket.next_of("session.updated").await;
+        assert_eq!(update["session"]["status"], "cancelled");
+    }
+    // Both updates were published before now; the outsider's first message is the answer to
+    // this bad request, so nothing about the session was sent to it.
+    outsider_socket.send(json!({"type": "dance"})).await;
+    let first = outsider_socket.next().await;
+    assert_eq!(first["type"], "error", "{first}");
+}
+
+#[actix_web::test]
+async fn a_bad_message_gets_an_error_and_the_connection_stays_usable() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let mut client = Client::connect(&app, None).await;
+    client
+        .send(json!({"type": "subscribe", "tutor_id": "nope"}))
+        .await;
+    assert_eq!(client.next().await["code"], "bad_message");
+    client
+        .socket
+        .send(Message::Text("not json".into()))
+        .await
+        .expect("sent");
+    assert_eq!(client.next().await["code"], "bad_message");
+    client
+        .send(json!({"type": "subscribe", "tutor_id": tutor.id,
+                     "from": days_ahead_at(1, 0, 0).to_rfc3339(),
+                     "to": days_ahead_at(40, 0, 0).to_rfc3339()}))
+        .await;
+    assert_eq!(client.next().await["code"], "bad_range");
+    client
+        .send(json!({"type": "subscribe", "tutor_id": Uuid::now_v7(),
+                     "from": days_ahead_at(1, 0, 0).to_rfc3339(),
+                     "to": days_ahead_at(2, 0, 0).to_rfc3339()}))
+        .await;
+    assert_eq!(client.next().await["code"], "tutor_not_found");
+    client
+        .send(json!({"type": "unsubscribe", "tutor_id": tutor.id}))
+        .await;
+    assert_eq!(client.next().await["code"], "not_subscribed");
+    // Still usable.
+    let snapshot = client.subscribe(tutor.id, 2).await;
+    assert!(snapshot["seq"].is_i64());
+}
+
+#[actix_web::test]
+async fn a_bad_token_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    let base = app.address.replace("http://", "ws://");
+    let refused = tokio_tungstenite::connect_async(format!("{base}/ws?token=forged")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
+async fn new_availability_is_announced_then_a_fresh_snapshot_follows() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let mut client = Client::connect(&app, None).await;
+    let before = client.subscribe(tutor.id, 3).await;
+    let seq = before["seq"].as_i64().expect("seq");
+    let mut rules = all_day_rules();
+    rules["weekly"] = json!([]);
+    app.put("/tutors/me/availability", Some(&tutor.token), &rules)
+        .await
+        .assert_status(200);
+    let changed = client.next().await;
+    assert_eq!(changed["type"], "availability.changed");
+    assert_eq!(changed["seq"], seq + 1);
+    let snapshot = client.next().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["seq"], seq + 1);
+    assert_eq!(snapshot["free"], json!([]));
+}
+
+#[actix_web::test]
+async fn a_booking_through_one_server_reaches_subscribers_of_another() {
+    let app = spawn_app().await;
+    let other_node = spawn_second_node(&app).await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let students = students_direct(&app, 2).await;
+    let mut client = Client::connect(&other_node, None).await;
+    let seq = client.subscribe(tutor.id, 3).await["seq"]
+        .as_i64()
+        .expect("seq");
+
+    app.book(&students[0], tutor.id, days_ahead_at(2, 11, 0), 60)
+        .await
+        .assert_status(201);
+    let event = client.next().await;
+    assert_eq!(event["type"], "slot.booked");
+    assert_eq!(event["seq"], seq + 1);
+    // The other node's memory followed: it refuses the same slot itself.
+    other_node
+        .book(&students[1], tutor.id, days_ahead_at(2, 11, 0), 60)
+        .await
+        .assert_problem(409, "slot_taken");
+}
+
+#[actix_web::test]
+async fn connections_leave_no_subscriptions_behind() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    for round in 0..300 {
+        let token = (round % 2 == 0).then_some(student.token.as_str());
+        let mut client = Client::connect(&app, token).await;
+        client.subscribe(tutor.id, 1).await;
+        if round % 3 == 0 {
+            client.socket.close(None).await.expect("closed");
+        }
+        // Otherwise the client just goes away.
+    }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        if app.hub.channel_counts() == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "channels left: {:?}",
+            app.hub.channel_counts()
+        );
+    }
+}
