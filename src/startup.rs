@@ -27,6 +27,19 @@ const PERSISTER_WRITERS: usize = 2;
 /// How long a graceful stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The kernel's send buffer per connection. Left to autotuning it grows to megabytes, which a
+/// client that stops reading would hold on the server's behalf; bounded, such a client is found
+/// out (its writes block, and it is closed with 1013) after a few hundred kilobytes.
+const SEND_BUFFER_BYTES: usize = 128 * 1024;
+
+fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(err) = socket2::SockRef::from(stream).set_send_buffer_size(SEND_BUFFER_BYTES)
+    {
+        tracing::debug!(error = %err, "could not bound a connection's send buffer");
+    }
+}
+
 /// Resolves at SIGTERM or SIGINT.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -134,6 +147,7 @@ impl Application {
                 .configure(realtime::configure)
                 .default_service(web::to(routes::unknown_route))
         })
+        .on_connect(bound_send_buffer)
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         // Signals are handled below, so live connections can be told first.
         .disable_signals()

@@ -28,8 +28,8 @@ use crate::scheduling::{Registry, ScheduleError, Snapshot};
 /// Largest frame and largest (reassembled) message a client may send.
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Messages waiting to be written to one client.
-const OUTGOING_CAPACITY: usize = 256;
+/// Messages waiting to be written to one client (a snapshot can be a few kilobytes).
+const OUTGOING_CAPACITY: usize = 64;
 /// How long one write may wait for a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(10);

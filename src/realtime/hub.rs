@@ -79,6 +79,13 @@ impl Hub {
         }
     }
 
+    /// How many receivers a tutor's channel has (one per subscribed connection).
+    pub fn tutor_receivers(&self, tutor_id: Uuid) -> usize {
+        lock(&self.inner.tutors)
+            .get(&tutor_id)
+            .map_or(0, |sender| sender.receiver_count())
+    }
+
     pub fn has_tutor_subscribers(&self, tutor_id: Uuid) -> bool {
         lock(&self.inner.tutors)
             .get(&tutor_id)

@@ -319,3 +319,90 @@ async fn connections_leave_no_subscriptions_behind() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    // A client with a small receive window that, once subscribed, never reads again.
+    let address = app.address.replace("http://", "");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket
+        .connect(address.parse().expect("address"))
+        .await
+        .expect("connected");
+    let (mut slow, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
+        .await
+        .expect("upgraded");
+    let mut fast = Client::connect(&app, None).await;
+    fast.subscribe(tutor.id, 31).await;
+    slow.send(Message::Text(
+        json!({"type": "subscribe", "tutor_id": tutor.id,
+               "from": days_ahead_at(1, 0, 0).to_rfc3339(),
+               "to": days_ahead_at(32, 0, 0).to_rfc3339()})
+        .to_string()
+        .into(),
+    ))
+    .await
+    .expect("sent");
+
+    // Each change of availability sends every subscriber an event and a 31-day snapshot of
+    // fragmented free time (about 9 KB), far more than the slow client's buffers hold.
+    let mut rules = all_day_rules();
+    let days = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    rules["weekly"] = days
+        .iter()
+        .flat_map(|day| {
+            (0..4).map(move |h| {
+                json!({"weekday": day, "start": format!("{:02}:00", 6 + 3 * h),
+                       "end": format!("{:02}:00", 7 + 3 * h)})
+            })
+        })
+        .collect();
+    let mut closed = None;
+    for round in 0..200 {
+        rules["buffer_minutes"] = json!(round % 2 * 30);
+        app.put("/tutors/me/availability", Some(&tutor.token), &rules)
+            .await
+            .assert_status(200);
+        assert_eq!(fast.next().await["type"], "availability.changed");
+        assert_eq!(fast.next().await["type"], "snapshot");
+        // Cutting the slow client off ends its subscription: one subscriber is left.
+        if app.hub.tutor_receivers(tutor.id) < 2 {
+            closed = Some(round);
+            break;
+        }
+    }
+    assert!(closed.is_some(), "the slow client was never cut off");
+
+    // Reading now, the slow client finds its stream ends with 1013 (when the close frame could
+    // be written) rather than going on.
+    loop {
+        match tokio::time::timeout(PATIENCE, slow.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                if let Some(frame) = frame {
+                    assert_eq!(u16::from(frame.code), 1013);
+                }
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) | Ok(None) => break,
+            Err(_) => panic!("the slow client's stream did not end"),
+        }
+    }
+    // The fast client is still served.
+    let student = app.student().await;
+    app.book(&student, tutor.id, days_ahead_at(2, 6, 0), 60)
+        .await
+        .assert_status(201);
+    assert_eq!(fast.next_of("slot.booked").await["type"], "slot.booked");
+}
