@@ -200,6 +200,7 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::BeginFailed => true,
         // Connection exceptions (08), insufficient resources (53), operator intervention (57),
+        // transaction rollbacks that a retry may clear (40: deadlock, serialization failure),
         // a database not accepting connections (55000) or missing (3D000), refused
         // authorization (28), a read-only standby (25006).
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {

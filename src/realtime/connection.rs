@@ -201,7 +201,7 @@ impl Connection {
                 () = out.too_slow.notified() => {
                     break Some(reason(CloseCode::Again, "too slow to read"));
                 }
-                _ = going_away.changed() => {
+                _ = going_away.wait_for(|away| *away) => {
                     break Some(reason(CloseCode::Away, "the server is shutting down"));
                 }
                 _ = heartbeat.tick() => {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use super::Hub;
 use super::events::{Announcement, ServerMessage};
@@ -18,8 +20,13 @@ use crate::store::sessions;
 /// The channel `tutoring_emit` announces on.
 pub const CHANNEL: &str = "tutoring_events";
 
+/// Session updates waiting to be read and sent; beyond this they are dropped (and logged), so a
+/// slow database cannot make the listener fall behind.
+const SESSION_UPDATE_QUEUE: usize = 1024;
+
 /// Listens until the runtime stops, reconnecting as needed.
 pub fn spawn_listener(pool: PgPool, hub: Hub, registry: Registry) {
+    let updates = spawn_session_updater(pool.clone(), hub.clone());
     tokio::spawn(async move {
         let mut listener: Option<PgListener> = None;
         loop {
@@ -38,12 +45,13 @@ pub fn spawn_listener(pool: PgPool, hub: Hub, registry: Registry) {
             };
             match active.try_recv().await {
                 Ok(Some(notification)) => {
-                    announce(&pool, &hub, &registry, notification.payload()).await;
+                    announce(&hub, &registry, &updates, notification.payload())
                 }
-                // The connection was lost; the next call reconnects and listens again.
+                // The connection was lost: connect and LISTEN again, and only then start everyone
+                // over, so nothing announced in between is missed.
                 Ok(None) => {
                     tracing::warn!("event listener reconnecting");
-                    resync(&hub, &registry);
+                    listener = None;
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "event listener failed; reconnecting");
@@ -67,7 +75,12 @@ fn resync(hub: &Hub, registry: &Registry) {
     hub.resync_all();
 }
 
-async fn announce(pool: &PgPool, hub: &Hub, registry: &Registry, payload: &str) {
+fn announce(
+    hub: &Hub,
+    registry: &Registry,
+    updates: &mpsc::Sender<(Uuid, Uuid, Uuid)>,
+    payload: &str,
+) {
     let announcement: Announcement = match serde_json::from_str(payload) {
         Ok(announcement) => announcement,
         Err(err) => {
@@ -78,23 +91,37 @@ async fn announce(pool: &PgPool, hub: &Hub, registry: &Registry, payload: &str) 
     if let Some(event) = announcement.tutor_event() {
         registry.deliver(event);
     }
-    if let Some((session_id, tutor_id, student_id)) = announcement.session_participants() {
-        if !hub.wants_user(tutor_id) && !hub.wants_user(student_id) {
-            return;
-        }
-        // Read the session as it is now; participants are told its whole current state.
-        match sessions::find(pool, session_id).await {
-            Ok(Some(record)) => {
-                let session = serde_json::to_value(SessionView::from(&record)).unwrap_or_default();
-                let message = ServerMessage::SessionUpdated { session };
-                if let Ok(json) = serde_json::to_string(&message) {
-                    let json: Arc<str> = json.into();
-                    hub.publish_user(tutor_id, Arc::clone(&json));
-                    hub.publish_user(student_id, json);
-                }
-            }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "could not read an updated session"),
-        }
+    if let Some((session_id, tutor_id, student_id)) = announcement.session_participants()
+        && (hub.wants_user(tutor_id) || hub.wants_user(student_id))
+        && updates
+            .try_send((session_id, tutor_id, student_id))
+            .is_err()
+    {
+        tracing::warn!(session = %session_id, "session update dropped: too many waiting");
     }
+}
+
+/// Reads each updated session as it is now and tells both participants, in announcement order.
+fn spawn_session_updater(pool: PgPool, hub: Hub) -> mpsc::Sender<(Uuid, Uuid, Uuid)> {
+    let (sender, mut receiver) = mpsc::channel::<(Uuid, Uuid, Uuid)>(SESSION_UPDATE_QUEUE);
+    tokio::spawn(async move {
+        while let Some((session_id, tutor_id, student_id)) = receiver.recv().await {
+            match sessions::find(&pool, session_id).await {
+                Ok(Some(record)) => {
+                    let session =
+                        serde_json::to_value(SessionView::from(&record)).unwrap_or_default();
+                    if let Ok(json) =
+                        serde_json::to_string(&ServerMessage::SessionUpdated { session })
+                    {
+                        let json: Arc<str> = json.into();
+                        hub.publish_user(tutor_id, Arc::clone(&json));
+                        hub.publish_user(student_id, json);
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "could not read an updated session"),
+            }
+        }
+    });
+    sender
 }

@@ -13,7 +13,7 @@ use super::views::SessionView;
 use crate::auth::{AuthUser, StudentUser};
 use crate::domain::{PaymentStatus, SessionStatus, parse_instant};
 use crate::error::{ApiError, FieldErrors};
-use crate::scheduling::{Book, Cancel, Registry, Reschedule};
+use crate::scheduling::{Book, Cancel, Registry, Reschedule, ScheduleError};
 use crate::store::idempotency::{self, Claim};
 use crate::store::sessions::{self, SessionFilter, SessionRecord};
 
@@ -122,8 +122,18 @@ async fn book(
     match scheduler.ask(body.tutor_id, book(session_id)).await {
         Ok(Ok(record)) => remember(&db, student.id(), &key, &record).await,
         Ok(Err(err)) | Err(err) => {
-            // Nothing was booked: let a retry with this key run again.
-            idempotency::release(&db, student.id(), IDEMPOTENCY_SCOPE, &key).await?;
+            // A definite refusal booked nothing: a retry with this key may run again. Anything
+            // else (a timeout, the database away) may still commit: the key stays held until its
+            // lease ends, and a retry then finds the booking if it was made.
+            if matches!(
+                err,
+                ScheduleError::Refused(_)
+                    | ScheduleError::StudentBusy
+                    | ScheduleError::TutorNotFound
+                    | ScheduleError::StudentInactive
+            ) {
+                idempotency::release(&db, student.id(), IDEMPOTENCY_SCOPE, &key).await?;
+            }
             Err(err.into())
         }
     }

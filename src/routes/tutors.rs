@@ -153,10 +153,18 @@ async fn list_tutors(
                 to,
                 duration_minutes: None,
             };
-            let free = match scheduler.ask(account.id, query).await? {
-                Ok(answer) => !answer.slots.is_empty(),
-                Err(ScheduleError::TutorNotFound) => false,
-                Err(err) => return Err(err.into()),
+            let free = match scheduler.ask(account.id, query).await {
+                Ok(Ok(answer)) => !answer.slots.is_empty(),
+                Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => false,
+                Ok(Err(ScheduleError::Unavailable(message)))
+                | Err(ScheduleError::Unavailable(message)) => {
+                    return Err(ApiError::Unavailable(anyhow::anyhow!(message)));
+                }
+                // One tutor's broken schedule must not hide the whole catalogue.
+                Ok(Err(err)) | Err(err) => {
+                    tracing::error!(tutor = %account.id, error = %err, "skipping a tutor in the catalogue");
+                    false
+                }
             };
             if free {
                 items.push(UserView::of(&account, None));
@@ -248,9 +256,9 @@ async fn get_slots(
         ("to", params.to.as_deref()),
     );
     let minutes = match params.duration_minutes.as_deref() {
-        None => Some(60),
+        None => Some(None),
         Some(raw) => match raw.trim().parse::<u32>() {
-            Ok(m) if (1..=1440).contains(&m) => Some(m),
+            Ok(m) if (1..=1440).contains(&m) => Some(Some(m)),
             _ => {
                 errors.push(
                     "duration_minutes",
@@ -268,7 +276,7 @@ async fn get_slots(
             QuerySlots {
                 from,
                 to,
-                duration_minutes: Some(minutes),
+                duration_minutes: minutes,
             },
         )
         .await??;

@@ -86,7 +86,19 @@ async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
         }
         let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
         let started = std::time::Instant::now();
-        let written = sessions::insert_batch(pool, &rows).await;
+        let mut written = sessions::insert_batch(pool, &rows).await;
+        // Two writers (or two processes) inserting overlapping sessions of one student can
+        // deadlock inside PostgreSQL; the loser wrote nothing, so the batch is simply retried.
+        for _ in 0..3 {
+            match &written {
+                Err(sqlx::Error::Database(err))
+                    if matches!(err.code().as_deref(), Some("40P01" | "40001")) =>
+                {
+                    written = sessions::insert_batch(pool, &rows).await;
+                }
+                _ => break,
+            }
+        }
         tracing::debug!(
             rows = rows.len(),
             micros = started.elapsed().as_micros(),

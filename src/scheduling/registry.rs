@@ -199,12 +199,26 @@ impl Registry {
         }
     }
 
-    /// Hands a committed event to the tutor's actor, if it runs here. Sent in the order the
-    /// events arrive; a mailbox keeps that order.
+    /// Hands a committed event to the tutor's actor, if it runs (or is starting) here. An actor
+    /// still loading gets the event once it is up; it orders events by number itself, so a late
+    /// hand-over cannot reorder what it publishes.
     pub fn deliver(&self, event: TutorEvent) {
-        if let Some(addr) = self.running(event.tutor_id) {
+        let cell = lock(self.shard(event.tutor_id))
+            .get(&event.tutor_id)
+            .cloned();
+        let Some(cell) = cell else { return };
+        if let Some(addr) = cell.get() {
             addr.do_send(ApplyEvent(event));
+            return;
         }
+        actix_web::rt::spawn(async move {
+            let started = cell
+                .get_or_try_init(|| async { Err::<Addr<TutorActor>, ()>(()) })
+                .await;
+            if let Ok(addr) = started {
+                addr.do_send(ApplyEvent(event));
+            }
+        });
     }
 
     /// Every running actor reloads its state (events may have been missed).
@@ -220,21 +234,16 @@ impl Registry {
         }
     }
 
-    fn running(&self, tutor_id: Uuid) -> Option<Addr<TutorActor>> {
-        lock(self.shard(tutor_id))
-            .get(&tutor_id)
-            .and_then(|cell| cell.get().cloned())
-    }
-
     /// How many tutor actors are running (or starting).
     pub fn len(&self) -> usize {
         self.inner
             .shards
             .iter()
-            .map(|shard| shard.lock().map(|s| s.len()).unwrap_or(0))
+            .map(|shard| lock(shard).len())
             .sum()
     }
 
+    /// Whether no tutor actor is running.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

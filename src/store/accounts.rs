@@ -380,6 +380,13 @@ pub async fn deactivate(
     .bind(reason)
     .fetch_all(&mut *tx)
     .await?;
+    if role == Role::Tutor {
+        // Other processes learn that this tutor has no free time any more.
+        sqlx::query("SELECT tutoring_emit($1, 'availability.changed', NULL, NULL, NULL, NULL)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(Some(cancelled))
 }

@@ -44,7 +44,7 @@ pub async fn claim(
     let fresh_id = Uuid::now_v7();
     // Insert the key, or take it over when it expired (24 h) or its holder died (lease over,
     // no answer). `taken` says whether this call now holds the key.
-    let row: KeyRow = sqlx::query_as(
+    let row: Option<KeyRow> = sqlx::query_as(
         "WITH attempt AS ( \
              INSERT INTO idempotency_keys (user_id, scope, idempotency_key, request_hash, \
                                            resource_id, locked_until) \
@@ -80,8 +80,12 @@ pub async fn claim(
     .bind(request_hash)
     .bind(fresh_id)
     .bind(LEASE_SECS)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
+    // No row: another request inserted the key and has not committed yet.
+    let Some(row) = row else {
+        return Ok(Claim::InFlight);
+    };
     Ok(match row {
         KeyRow {
             taken: true,

@@ -25,8 +25,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Opens the pool, creating the database first when it is missing and allowed to, and brings the
 /// schema up to date.
 pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    // A statement stuck on a dead connection must not hold a writer (and its reservations) for
+    // ever.
     let options = PgConnectOptions::from_str(&settings.url)
-        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?
+        .options([("statement_timeout", "15s")]);
     // A database that is still starting (docker compose, a restart) gets some time to answer.
     let deadline = Instant::now() + settings.connect_retry;
     let mut delay = Duration::from_millis(200);

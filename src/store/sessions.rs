@@ -64,6 +64,8 @@ pub enum InsertRefusal {
     TutorInactive,
     /// The student is deactivated.
     StudentInactive,
+    /// Not written, for a reason that could not be read back (the database went away).
+    Undetermined,
 }
 
 /// Inserts a batch of bookings in one statement (so one transaction, one round trip). Each row
@@ -116,24 +118,48 @@ pub async fn insert_batch(
 
     let mut results: Vec<Option<Result<Sequenced, InsertRefusal>>> = vec![None; batch.len()];
     for inserted in inserted {
-        if let Some(i) = ids.iter().position(|id| *id == inserted.record.id) {
-            results[i] = Some(Ok(inserted));
+        for (i, row) in batch.iter().enumerate() {
+            if row.id == inserted.record.id && results[i].is_none() {
+                results[i] = Some(Ok(inserted.clone()));
+            }
         }
     }
-    // The rare path: learn why each refused row was refused (after the fact: the reason is
-    // for the client's information; the refusal itself was the database's).
+    // The rare path: learn why each refused row was refused. The inserted rows are committed
+    // whatever happens here, so a failure to find out only leaves the refused rows undetermined.
     for (i, row) in batch.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(Err(refusal_reason(pool, row).await?));
+            results[i] = Some(match refusal_reason(pool, row).await {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not tell why a booking was refused");
+                    Err(InsertRefusal::Undetermined)
+                }
+            });
         }
     }
     Ok(results
         .into_iter()
-        .map(|r| r.unwrap_or(Err(InsertRefusal::SlotTaken)))
+        .map(|r| r.unwrap_or(Err(InsertRefusal::Undetermined)))
         .collect())
 }
 
-async fn refusal_reason(db: impl PgExecutor<'_>, row: &NewSession) -> sqlx::Result<InsertRefusal> {
+async fn refusal_reason(
+    pool: &PgPool,
+    row: &NewSession,
+) -> sqlx::Result<Result<Sequenced, InsertRefusal>> {
+    // The same booking sent twice (a retry after an actor restart) is the first one's success.
+    if let Some(existing) = find(pool, row.id).await?
+        && existing.tutor_id == row.tutor_id
+        && existing.student_id == row.student_id
+        && existing.scheduled_at == row.scheduled_at
+        && existing.ends_at == row.ends_at
+    {
+        // Its event was recorded when it first committed; 0 is never a new event.
+        return Ok(Ok(Sequenced {
+            record: existing,
+            seq: 0,
+        }));
+    }
     let (tutor_active, student_active, slot_taken): (bool, bool, bool) = sqlx::query_as(
         "SELECT \
            EXISTS (SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL), \
@@ -146,9 +172,9 @@ async fn refusal_reason(db: impl PgExecutor<'_>, row: &NewSession) -> sqlx::Resu
     .bind(row.student_id)
     .bind(row.scheduled_at)
     .bind(row.ends_at)
-    .fetch_one(db)
+    .fetch_one(pool)
     .await?;
-    Ok(if !tutor_active {
+    Ok(Err(if !tutor_active {
         InsertRefusal::TutorInactive
     } else if !student_active {
         InsertRefusal::StudentInactive
@@ -156,7 +182,7 @@ async fn refusal_reason(db: impl PgExecutor<'_>, row: &NewSession) -> sqlx::Resu
         InsertRefusal::SlotTaken
     } else {
         InsertRefusal::StudentBusy
-    })
+    }))
 }
 
 /// One session by id.

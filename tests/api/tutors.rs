@@ -472,9 +472,15 @@ async fn slots_are_in_utc_with_local_start_at_the_tutors_offset() {
         &json!({"items": expected, "next_cursor": null})
     );
 
-    // Without `duration_minutes` a slot lasts an hour.
+    // Without `duration_minutes` a slot lasts the tutor's shortest session (30 minutes here).
     let default = slots(&app, tutor.id, &range).await;
-    assert_eq!(default.assert_status(200)["items"], json!(expected));
+    let items = default.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .clone();
+    assert_eq!(items.len(), 6);
+    assert_eq!(items[5]["start"], json!(at(on_day(3, 14, 30))));
+    assert_eq!(items[5]["end"], json!(at(on_day(3, 15, 0))));
 }
 
 #[actix_web::test]

@@ -45,15 +45,15 @@ impl Handler<Book> for TutorActor {
             act.reservations.remove(&reservation);
             match outcome.map_err(persist_failure)? {
                 Ok(booked) => {
-                    let session_id = booked.record.id;
-                    act.add_session(session_id, interval);
+                    let change = Change::Booked {
+                        session_id: booked.record.id,
+                        interval,
+                    };
+                    act.apply_change(change, booked.seq);
                     let event = TutorEvent {
                         tutor_id: act.tutor_id,
                         seq: booked.seq,
-                        change: Change::Booked {
-                            session_id,
-                            interval,
-                        },
+                        change,
                     };
                     act.record_event(event, ctx);
                     Ok(booked.record)
@@ -65,6 +65,9 @@ impl Handler<Book> for TutorActor {
                 }
                 Err(InsertRefusal::StudentBusy) => Err(ScheduleError::StudentBusy),
                 Err(InsertRefusal::StudentInactive) => Err(ScheduleError::StudentInactive),
+                Err(InsertRefusal::Undetermined) => Err(ScheduleError::Unavailable(
+                    "the booking was not made; retry shortly".to_owned(),
+                )),
                 Err(InsertRefusal::TutorInactive) => {
                     act.active = false;
                     Err(ScheduleError::TutorNotFound)
@@ -129,14 +132,15 @@ impl Handler<Cancel> for TutorActor {
                 return Err(ScheduleError::NotScheduled);
             };
             let record = cancelled.record;
-            act.remove_session(record.id);
+            let change = Change::Released {
+                session_id: record.id,
+                interval: interval_of(&record),
+            };
+            act.apply_change(change, cancelled.seq);
             let event = TutorEvent {
                 tutor_id: act.tutor_id,
                 seq: cancelled.seq,
-                change: Change::Released {
-                    session_id: record.id,
-                    interval: interval_of(&record),
-                },
+                change,
             };
             act.record_event(event, ctx);
             Ok(record)
@@ -172,8 +176,13 @@ impl Handler<Reschedule> for TutorActor {
                 Err(RescheduleRefusal::StudentBusy) => return Err(ScheduleError::StudentBusy),
             };
             let (session_id, tutor_id) = (moved.record.id, act.tutor_id);
-            act.remove_session(session_id);
-            act.add_session(session_id, interval);
+            act.apply_change(
+                Change::Booked {
+                    session_id,
+                    interval,
+                },
+                moved.booked_seq,
+            );
             let (start, end) = moved.old;
             act.record_event(
                 TutorEvent {
@@ -219,7 +228,11 @@ impl Handler<ReplaceRules> for TutorActor {
                 act.active = false;
                 return Err(ScheduleError::TutorNotFound);
             };
-            act.rules = rules.clone();
+            // Two replacements may finish out of order: the later commit wins.
+            if seq > act.rules_seq {
+                act.rules = rules.clone();
+                act.rules_seq = seq;
+            }
             let event = TutorEvent {
                 tutor_id: act.tutor_id,
                 seq,
@@ -247,7 +260,10 @@ impl Handler<ApplyEvent> for TutorActor {
                 .map(move |loaded, act, ctx| match loaded {
                     Ok(Some((active, rules))) => {
                         act.active = active;
-                        act.rules = rules;
+                        if event.seq > act.rules_seq {
+                            act.rules = rules;
+                            act.rules_seq = event.seq;
+                        }
                         act.record_event(event, ctx);
                     }
                     _ => act.start_reload(ctx),
@@ -255,7 +271,7 @@ impl Handler<ApplyEvent> for TutorActor {
                 .wait(ctx);
             return;
         }
-        self.apply_change(event.change);
+        self.apply_change(event.change, event.seq);
         self.record_event(event, ctx);
     }
 }

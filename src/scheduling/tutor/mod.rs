@@ -31,6 +31,9 @@ use crate::realtime::Hub;
 use crate::realtime::events::{Change, TutorEvent};
 use crate::store::availability::{self, BUSY_LOOKBACK, TutorSchedule};
 
+/// How long to wait before reloading again after a failed reload.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
+
 /// How long an event may wait for an earlier one (lost, or late) before the actor reloads.
 const GAP_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -57,6 +60,13 @@ pub struct TutorActor {
     last_used: Instant,
     /// The number of the last event published: memory reflects every event up to it.
     seq: i64,
+    /// The number of the event that set `rules`: rules from an older event never replace them.
+    rules_seq: i64,
+    /// The number of the last event applied to each session, so that changes finishing out of
+    /// order (a reschedule and a cancel of one session) leave the later one in force.
+    session_seqs: HashMap<Uuid, i64>,
+    /// Events up to this number are reflected by the last reload.
+    session_seq_floor: i64,
     /// Events known but not yet published, waiting for an earlier number.
     early_events: BTreeMap<i64, TutorEvent>,
     pool: PgPool,
@@ -92,6 +102,9 @@ impl TutorActor {
             reload_again: false,
             last_used: Instant::now(),
             seq: schedule.seq,
+            rules_seq: schedule.seq,
+            session_seqs: HashMap::new(),
+            session_seq_floor: schedule.seq,
             early_events: BTreeMap::new(),
             pool,
             persister,
@@ -211,7 +224,12 @@ impl TutorActor {
                         act.replace_sessions(schedule.busy);
                         // Memory now reflects event `schedule.seq`; subscribers start over from a
                         // snapshot of it.
-                        act.seq = schedule.seq;
+                        // (Events published while the reload ran are newer than the snapshot,
+                        // and their changes are replayed below: never move backwards.)
+                        act.seq = act.seq.max(schedule.seq);
+                        act.rules_seq = act.seq;
+                        act.session_seqs.clear();
+                        act.session_seq_floor = act.seq;
                         let seq = act.seq;
                         act.early_events.retain(|n, _| *n > seq);
                         act.hub.resync_tutor(act.tutor_id);
@@ -221,15 +239,18 @@ impl TutorActor {
                                 LocalChange::Removed(id) => act.remove_session(id),
                             }
                         }
+                        act.publish_ready();
                         if std::mem::take(&mut act.reload_again) {
                             act.start_reload(ctx);
                         }
                     }
                     Ok(None) => ctx.stop(),
                     Err(err) => {
-                        // Memory may be stale; stop, so the next request loads afresh.
-                        tracing::warn!(tutor = %act.tutor_id, error = format!("{err:#}"), "reload failed");
-                        ctx.stop();
+                        // Keep serving (the database's constraints still guard bookings) and
+                        // try again shortly; stopping would drop the requests in flight.
+                        tracing::warn!(tutor = %act.tutor_id, error = format!("{err:#}"), "reload failed; retrying");
+                        act.reload_again = false;
+                        ctx.run_later(RELOAD_RETRY, |act, ctx| act.start_reload(ctx));
                     }
                 }
             })
@@ -245,10 +266,7 @@ impl TutorActor {
             return;
         }
         self.early_events.insert(event.seq, event);
-        while let Some(next) = self.early_events.remove(&(self.seq + 1)) {
-            self.seq = next.seq;
-            self.hub.publish_tutor(&next);
-        }
+        self.publish_ready();
         if !self.early_events.is_empty() {
             // Wait a little for the missing event; if it never comes, start over.
             let waiting_for = self.seq + 1;
@@ -261,15 +279,39 @@ impl TutorActor {
         }
     }
 
-    /// Applies another process's change to memory (ours are applied when they commit).
-    fn apply_change(&mut self, change: Change) {
-        match change {
+    /// Publishes the waiting events that are next in sequence.
+    fn publish_ready(&mut self) {
+        while let Some(next) = self.early_events.remove(&(self.seq + 1)) {
+            self.seq = next.seq;
+            self.hub.publish_tutor(&next);
+        }
+    }
+
+    /// Applies a committed change of one session, unless a later change of it is already in
+    /// force.
+    fn apply_change(&mut self, change: Change, seq: i64) {
+        let (session_id, interval) = match change {
             Change::Booked {
                 session_id,
                 interval,
-            } => self.add_session(session_id, interval),
-            Change::Released { session_id, .. } => self.remove_session(session_id),
-            Change::AvailabilityChanged => {}
+            } => (session_id, Some(interval)),
+            Change::Released { session_id, .. } => (session_id, None),
+            Change::AvailabilityChanged => return,
+        };
+        let applied = self
+            .session_seqs
+            .get(&session_id)
+            .copied()
+            .unwrap_or(self.session_seq_floor);
+        // A repeat of a booking already committed comes back numbered 0: memory keeps it.
+        let repeat_of_known = seq == 0 && self.sessions.contains_key(&session_id);
+        if repeat_of_known || (seq != 0 && seq <= applied) {
+            return;
+        }
+        self.session_seqs.insert(session_id, seq.max(applied));
+        match interval {
+            Some(interval) => self.add_session(session_id, interval),
+            None => self.remove_session(session_id),
         }
     }
 }
