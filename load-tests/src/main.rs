@@ -86,6 +86,8 @@ async fn main() -> anyhow::Result<()> {
         "contended" => scenarios::contended::run(&options).await?,
         "storm" => scenarios::storm::run(&options).await?,
         "slots" => scenarios::slots::run(&options).await?,
+        "live" => scenarios::live::run(&options).await?,
+        "idle" => scenarios::idle::run(&options).await?,
         "logins" => scenarios::logins::run(&options).await?,
         other => bail!("unknown scenario `{other}`; {USAGE}"),
     };

@@ -1,6 +1,8 @@
 //! One module per scenario, and the loop they share.
 
 pub mod contended;
+pub mod idle;
+pub mod live;
 pub mod logins;
 pub mod open;
 pub mod slots;
