@@ -166,6 +166,7 @@ impl Application {
         self.address
     }
 
+    /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.address.port()
     }

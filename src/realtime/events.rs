@@ -84,6 +84,7 @@ impl Announcement {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type")]
 pub enum ServerMessage {
+    /// The free time of a subscription's range, as of event `seq`.
     #[serde(rename = "snapshot")]
     Snapshot {
         tutor_id: Uuid,
@@ -92,6 +93,7 @@ pub enum ServerMessage {
         to: DateTime<Utc>,
         free: Vec<FreeInterval>,
     },
+    /// A session took `[start, end)`.
     #[serde(rename = "slot.booked")]
     SlotBooked {
         tutor_id: Uuid,
@@ -99,6 +101,7 @@ pub enum ServerMessage {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// A session gave `[start, end)` back.
     #[serde(rename = "slot.released")]
     SlotReleased {
         tutor_id: Uuid,
@@ -106,10 +109,13 @@ pub enum ServerMessage {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// The tutor's rules changed; a fresh snapshot follows.
     #[serde(rename = "availability.changed")]
     AvailabilityChanged { tutor_id: Uuid, seq: i64 },
+    /// One of the connected user's sessions changed (participants only).
     #[serde(rename = "session.updated")]
     SessionUpdated { session: serde_json::Value },
+    /// The client's last message was refused; the connection stays open.
     #[serde(rename = "error")]
     Error { code: &'static str, message: String },
 }

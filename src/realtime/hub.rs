@@ -86,6 +86,7 @@ impl Hub {
             .map_or(0, |sender| sender.receiver_count())
     }
 
+    /// Whether any connection of this process follows this tutor.
     pub fn has_tutor_subscribers(&self, tutor_id: Uuid) -> bool {
         lock(&self.inner.tutors)
             .get(&tutor_id)
@@ -133,6 +134,7 @@ impl Hub {
             .subscribe()
     }
 
+    /// Forgets a user's channel once its last receiver is gone.
     pub fn release_user(&self, user_id: Uuid) {
         let mut users = lock(&self.inner.users);
         if users
@@ -150,6 +152,7 @@ impl Hub {
             .is_some_and(|sender| sender.receiver_count() > 0)
     }
 
+    /// Sends a `session.updated` message to this user's connections.
     pub fn publish_user(&self, user_id: Uuid, json: Arc<str>) {
         if let Some(sender) = lock(&self.inner.users).get(&user_id) {
             let _ = sender.send(json);

@@ -8,6 +8,7 @@
 
 mod connection;
 pub mod events;
+mod forward;
 mod hub;
 mod listener;
 

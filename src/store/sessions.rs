@@ -25,6 +25,7 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// Whether `user_id` is this session's tutor or student.
     pub fn is_participant(&self, user_id: Uuid) -> bool {
         self.tutor_id == user_id || self.student_id == user_id
     }
@@ -239,7 +240,9 @@ pub async fn cancel(
 pub enum RescheduleRefusal {
     /// The session is no longer scheduled.
     NotScheduled,
+    /// Another active session of the tutor overlaps the new time.
     SlotTaken,
+    /// Another active session of the student overlaps the new time.
     StudentBusy,
 }
 

@@ -82,6 +82,7 @@ enum LocalChange {
 }
 
 impl TutorActor {
+    /// An actor for `tutor_id`, holding the state loaded for it.
     pub fn new(
         tutor_id: Uuid,
         schedule: TutorSchedule,

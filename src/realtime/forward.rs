@@ -1,0 +1,215 @@
+//! The tasks between the hub and one connection: one per subscription (a snapshot, then the
+//! tutor's events in order) and one for the user's session updates, all writing through the
+//! connection's bounded queue.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::Hub;
+use super::events::{FreeInterval, ServerMessage};
+use super::hub::TutorFeed;
+use crate::scheduling::{Registry, ScheduleError, Snapshot};
+
+/// What the connection's tasks hand to the writer.
+pub(super) struct Outgoing {
+    pub(super) queue: mpsc::Sender<Arc<str>>,
+    /// Raised when this client cannot keep up.
+    pub(super) too_slow: Arc<Notify>,
+}
+
+impl Clone for Outgoing {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            too_slow: Arc::clone(&self.too_slow),
+        }
+    }
+}
+
+impl Outgoing {
+    /// Queues a message; a full queue means the client is too slow. Returns false then.
+    pub(super) fn push(&self, json: Arc<str>) -> bool {
+        match self.queue.try_send(json) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.too_slow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub(super) fn push_message(&self, message: &ServerMessage) -> bool {
+        match serde_json::to_string(message) {
+            Ok(json) => self.push(json.into()),
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn error(&self, code: &'static str, message: impl Into<String>) {
+        self.push_message(&ServerMessage::Error {
+            code,
+            message: message.into(),
+        });
+    }
+}
+
+/// Holds a hub subscription and gives it back when the forwarder ends, however it ends (an
+/// aborted task drops its state too).
+struct TutorSubscription {
+    hub: Hub,
+    tutor_id: Uuid,
+    feed: Option<tokio::sync::broadcast::Receiver<Arc<TutorFeed>>>,
+}
+
+impl Drop for TutorSubscription {
+    fn drop(&mut self) {
+        drop(self.feed.take());
+        self.hub.release_tutor(self.tutor_id);
+    }
+}
+
+pub(super) fn spawn_tutor_forwarder(
+    hub: Hub,
+    scheduler: Registry,
+    tutor_id: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    out: Outgoing,
+) -> JoinHandle<()> {
+    // Subscribe before taking the snapshot, so no event after the snapshot can be missed.
+    let mut subscription = TutorSubscription {
+        feed: Some(hub.subscribe_tutor(tutor_id)),
+        hub,
+        tutor_id,
+    };
+    actix_web::rt::spawn(async move {
+        let Some(mut seq) = snapshot(&scheduler, tutor_id, (from, to), &out).await else {
+            return;
+        };
+        let Some(feed) = subscription.feed.as_mut() else {
+            return;
+        };
+        loop {
+            match feed.recv().await {
+                Ok(item) => match &*item {
+                    TutorFeed::Event {
+                        seq: n,
+                        json,
+                        availability_changed,
+                    } => {
+                        if *n <= seq {
+                            continue; // already in the snapshot
+                        }
+                        seq = *n;
+                        if !out.push(Arc::clone(json)) {
+                            return;
+                        }
+                        if *availability_changed {
+                            match snapshot(&scheduler, tutor_id, (from, to), &out).await {
+                                Some(fresh) => seq = seq.max(fresh),
+                                None => return,
+                            }
+                        }
+                    }
+                    TutorFeed::Resync => {
+                        match snapshot(&scheduler, tutor_id, (from, to), &out).await {
+                            Some(fresh) => seq = fresh,
+                            None => return,
+                        }
+                    }
+                },
+                Err(RecvError::Lagged(_)) => {
+                    out.too_slow.notify_one();
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+/// Sends a snapshot of the tutor's free time and returns the event number it reflects; `None`
+/// when the subscription cannot go on (the client was told why).
+async fn snapshot(
+    scheduler: &Registry,
+    tutor_id: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    out: &Outgoing,
+) -> Option<i64> {
+    match scheduler.ask(tutor_id, Snapshot { from, to }).await {
+        Ok(Ok(answer)) => {
+            let message = ServerMessage::Snapshot {
+                tutor_id,
+                seq: answer.seq,
+                from,
+                to,
+                free: answer
+                    .free
+                    .iter()
+                    .map(|i| FreeInterval {
+                        start: i.start,
+                        end: i.end,
+                    })
+                    .collect(),
+            };
+            out.push_message(&message).then_some(answer.seq)
+        }
+        Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => {
+            out.error("tutor_not_found", "no active tutor has this id");
+            None
+        }
+        Ok(Err(_)) | Err(_) => {
+            out.error(
+                "unavailable",
+                "the tutor's schedule is unavailable; subscribe again shortly",
+            );
+            None
+        }
+    }
+}
+
+/// Holds a user subscription and gives it back however the forwarder ends.
+struct UserSubscription {
+    hub: Hub,
+    user_id: Uuid,
+    feed: Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
+}
+
+impl Drop for UserSubscription {
+    fn drop(&mut self) {
+        drop(self.feed.take());
+        self.hub.release_user(self.user_id);
+    }
+}
+
+pub(super) fn spawn_user_forwarder(hub: &Hub, user_id: Uuid, out: Outgoing) -> JoinHandle<()> {
+    let mut subscription = UserSubscription {
+        feed: Some(hub.subscribe_user(user_id)),
+        hub: hub.clone(),
+        user_id,
+    };
+    actix_web::rt::spawn(async move {
+        let Some(feed) = subscription.feed.as_mut() else {
+            return;
+        };
+        loop {
+            match feed.recv().await {
+                Ok(json) => {
+                    if !out.push(json) {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    out.too_slow.notify_one();
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
