@@ -25,6 +25,16 @@ pub struct Settings {
     pub bind_addr: SocketAddr,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub realtime: RealtimeSettings,
+}
+
+/// WebSocket heartbeats.
+#[derive(Debug, Clone, Copy)]
+pub struct RealtimeSettings {
+    /// How often the server pings each connection (SPEC: 10 s).
+    pub ping_every: Duration,
+    /// How long a connection may stay silent before it is closed (SPEC: 30 s).
+    pub silence_limit: Duration,
 }
 
 /// How to reach PostgreSQL.
@@ -149,11 +159,20 @@ impl Settings {
             );
         }
 
+        let realtime = RealtimeSettings {
+            ping_every: Duration::from_millis(parse_or(&get, "WS_PING_MS", 10_000)?),
+            silence_limit: Duration::from_millis(parse_or(&get, "WS_SILENCE_MS", 30_000)?),
+        };
+        if realtime.ping_every.is_zero() || realtime.silence_limit < realtime.ping_every {
+            bail!("WS_PING_MS must be positive and at most WS_SILENCE_MS");
+        }
+
         Ok(Self {
             environment,
             bind_addr,
             database,
             auth,
+            realtime,
         })
     }
 }

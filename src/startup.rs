@@ -106,7 +106,7 @@ impl Application {
 
         let persister = Persister::start(pool.clone(), PERSISTER_WRITERS);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hub = Hub::default();
+        let hub = Hub::new(settings.realtime);
         let registry = Registry::start(pool.clone(), persister, hub.clone(), cores);
         realtime::spawn_listener(pool.clone(), hub.clone(), registry.clone());
         let scheduler = web::Data::new(registry);

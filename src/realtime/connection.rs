@@ -1,6 +1,6 @@
 //! `GET /ws`: one task per connection. It reads the client's messages, runs one forwarder task
 //! per subscription (snapshot, then the tutor's events in order), writes through one bounded
-//! queue, pings every 10 s and closes a connection silent for 30 s. A client that cannot keep
+//! queue, pings every 10 s and closes a connection silent for 30 s (configurable). A client that cannot keep
 //! up (its queue full, or its subscription fallen behind the tutor's feed) is closed with 1013
 //! rather than buffered without bound.
 
@@ -30,8 +30,6 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 const OUTGOING_CAPACITY: usize = 64;
 /// How long one write may wait for a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-const PING_EVERY: Duration = Duration::from_secs(10);
-const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 const MAX_SUBSCRIPTIONS: usize = 50;
 const MAX_RANGE: TimeDelta = TimeDelta::days(31);
 
@@ -115,7 +113,8 @@ impl Connection {
             .user
             .map(|user| spawn_user_forwarder(&self.hub, user, out.clone()));
         let mut going_away = self.hub.going_away();
-        let mut heartbeat = tokio::time::interval(PING_EVERY);
+        let timing = self.hub.heartbeat();
+        let mut heartbeat = tokio::time::interval(timing.ping_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
 
@@ -160,7 +159,7 @@ impl Connection {
                     break Some(reason(CloseCode::Away, "the server is shutting down"));
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > SILENCE_LIMIT {
+                    if last_heard.elapsed() > timing.silence_limit {
                         // A client with output still waiting has stopped reading: too slow.
                         break Some(if written.is_empty() {
                             reason(CloseCode::Normal, "silent for too long")
@@ -211,6 +210,9 @@ impl Connection {
                 if let Some(previous) = &replacing {
                     previous.abort();
                 }
+                // Subscriptions that ended on their own (an unknown tutor) free their place.
+                self.subscriptions
+                    .retain(|_, forwarder| !forwarder.is_finished());
                 if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
                     return out.error(
                         "too_many_subscriptions",

@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::events::{ServerMessage, TutorEvent};
+use crate::configuration::RealtimeSettings;
 
 /// Events a subscriber of a tutor may fall behind by before it is dropped as too slow.
 const TUTOR_CHANNEL_CAPACITY: usize = 256;
@@ -41,6 +42,7 @@ struct Inner {
     users: Mutex<HashMap<Uuid, broadcast::Sender<Arc<str>>>>,
     /// Raised once when the process is shutting down: every connection closes with 1001.
     going_away: watch::Sender<bool>,
+    heartbeat: RealtimeSettings,
 }
 
 impl Default for Inner {
@@ -49,6 +51,10 @@ impl Default for Inner {
             tutors: Mutex::default(),
             users: Mutex::default(),
             going_away: watch::channel(false).0,
+            heartbeat: RealtimeSettings {
+                ping_every: std::time::Duration::from_secs(10),
+                silence_limit: std::time::Duration::from_secs(30),
+            },
         }
     }
 }
@@ -60,6 +66,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
+    /// A hub whose connections ping and time out as `heartbeat` says.
+    pub fn new(heartbeat: RealtimeSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                heartbeat,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// The heartbeat every connection of this process keeps.
+    pub fn heartbeat(&self) -> RealtimeSettings {
+        self.inner.heartbeat
+    }
+
     /// Starts receiving a tutor's feed. Pair with [`release_tutor`](Self::release_tutor).
     pub fn subscribe_tutor(&self, tutor_id: Uuid) -> broadcast::Receiver<Arc<TutorFeed>> {
         lock(&self.inner.tutors)

@@ -186,6 +186,23 @@ pub async fn spawn_app() -> TestApp {
     spawn_node(&database, true).await
 }
 
+/// A server on a fresh database, with adjusted settings.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = create_test_database().await;
+    tutoring::telemetry::init_for_tests();
+    let mut settings = test_settings(&database);
+    customize(&mut settings);
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the application builds");
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&settings.database.url)
+        .await
+        .expect("test pool");
+    running(application, db, &database, true)
+}
+
 /// A server whose database cannot be reached (nothing listens on port 1).
 pub async fn spawn_app_without_database() -> TestApp {
     tutoring::telemetry::init_for_tests();

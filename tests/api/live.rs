@@ -8,7 +8,8 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, all_day_rules, days_ahead_at, spawn_app, spawn_second_node, students_direct,
+    TestApp, all_day_rules, days_ahead_at, spawn_app, spawn_app_with, spawn_second_node,
+    students_direct,
 };
 
 /// How long a test waits for a message that should come.
@@ -405,4 +406,139 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
         .await
         .assert_status(201);
     assert_eq!(fast.next_of("slot.booked").await["type"], "slot.booked");
+}
+
+#[actix_web::test]
+async fn the_server_pings_and_closes_a_connection_that_stays_silent() {
+    let app = spawn_app_with(|settings| {
+        settings.realtime.ping_every = Duration::from_millis(200);
+        settings.realtime.silence_limit = Duration::from_millis(1000);
+    })
+    .await;
+    let base = app.address.replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{base}/ws"))
+        .await
+        .expect("upgraded");
+    // Reading answers pings (the client library replies with pongs): the connection lives on.
+    let mut pings = 0;
+    while pings < 8 {
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the connection ended while answering pings: {other:?}"),
+        }
+    }
+    // Silent now (not even reading, so no pongs): closed after the silence limit. The client
+    // may fail to send its late pongs before it reads the close frame; either way the
+    // connection has ended, and a close frame, when read, says 1000.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent connection lives on"
+        );
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the silent connection was not closed"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn after_the_database_connection_drops_subscribers_get_a_fresh_snapshot() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let mut client = Client::connect(&app, None).await;
+    client.subscribe(tutor.id, 3).await;
+    // Kill the server's LISTEN connection: notifications sent meanwhile would be lost.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .execute(&app.db)
+    .await
+    .expect("terminated");
+    let fresh = client.next_of("snapshot").await;
+    assert_eq!(fresh["tutor_id"], tutor.id.to_string());
+    // And events flow again on the new connection.
+    app.book(&student, tutor.id, days_ahead_at(2, 9, 0), 60)
+        .await
+        .assert_status(201);
+    let seq = fresh["seq"].as_i64().expect("seq");
+    assert_eq!(client.next_of("slot.booked").await["seq"], seq + 1);
+}
+
+#[actix_web::test]
+async fn unsubscribing_stops_the_events_and_subscriptions_are_capped() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let mut leaver = Client::connect(&app, None).await;
+    let mut witness = Client::connect(&app, None).await;
+    leaver.subscribe(tutor.id, 2).await;
+    witness.subscribe(tutor.id, 2).await;
+    leaver
+        .send(json!({"type": "unsubscribe", "tutor_id": tutor.id}))
+        .await;
+    // Once the unsubscription is taken in, the hub has one receiver left.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while app.hub.tutor_receivers(tutor.id) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription did not end"
+        );
+        tokio::task::yield_now().await;
+    }
+    app.book(&student, tutor.id, days_ahead_at(2, 9, 0), 60)
+        .await
+        .assert_status(201);
+    assert_eq!(witness.next().await["type"], "slot.booked");
+    leaver.send(json!({"type": "dance"})).await;
+    assert_eq!(
+        leaver.next().await["type"],
+        "error",
+        "no event after unsubscribing"
+    );
+
+    // At most 50 tutors per connection.
+    let mut busy = Client::connect(&app, None).await;
+    for _ in 0..50 {
+        let other = app.tutor_with_rules(&all_day_rules()).await;
+        busy.subscribe(other.id, 1).await;
+    }
+    busy.send(json!({"type": "subscribe", "tutor_id": tutor.id,
+                     "from": days_ahead_at(1, 0, 0).to_rfc3339(),
+                     "to": days_ahead_at(2, 0, 0).to_rfc3339()}))
+        .await;
+    assert_eq!(busy.next().await["code"], "too_many_subscriptions");
+}
+
+#[actix_web::test]
+async fn an_oversized_message_closes_the_connection_with_1009() {
+    let app = spawn_app().await;
+    let mut client = Client::connect(&app, None).await;
+    let huge = format!(
+        "{{\"type\": \"subscribe\", \"pad\": \"{}\"}}",
+        "x".repeat(100 * 1024)
+    );
+    client
+        .socket
+        .send(Message::Text(huge.into()))
+        .await
+        .expect("sent");
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, client.socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1009));
 }
