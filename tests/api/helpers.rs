@@ -105,6 +105,15 @@ pub async fn create_test_database() -> String {
     name
 }
 
+/// Drops its test database when dropped (for tests that run the server as a separate process).
+pub struct DatabaseGuard(pub String);
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        drop_database_blocking(self.0.clone());
+    }
+}
+
 fn drop_database_blocking(name: String) {
     // Drop runs inside the test's runtime, which cannot be blocked on; use a runtime of our own.
     let dropped = std::thread::spawn(move || {

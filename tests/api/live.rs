@@ -297,7 +297,7 @@ async fn connections_leave_no_subscriptions_behind() {
     let app = spawn_app().await;
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
     let student = app.student().await;
-    for round in 0..300 {
+    for round in 0..1000 {
         let token = (round % 2 == 0).then_some(student.token.as_str());
         let mut client = Client::connect(&app, token).await;
         client.subscribe(tutor.id, 1).await;

@@ -9,6 +9,7 @@ mod helpers;
 mod live;
 mod resilience;
 mod sessions;
+mod shutdown;
 mod students;
 mod teachers;
 mod tutors;
