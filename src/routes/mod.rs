@@ -6,6 +6,7 @@ mod auth;
 mod health;
 pub mod json;
 pub mod pagination;
+mod reviews;
 mod sessions;
 mod students;
 mod teachers;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     students::configure(cfg);
     tutors::configure(cfg);
     sessions::configure(cfg);
+    reviews::configure(cfg);
 }
 
 /// The answer for a path no route serves.

@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod live;
 mod resilience;
+mod reviews;
 mod sessions;
 mod shutdown;
 mod students;

@@ -1,0 +1,148 @@
+//! `/reviews/*`: a session's student reviews it once it is completed; anyone reads reviews.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::json::ApiJson;
+use super::pagination::{Page, PageParams, Paginated};
+use super::views::RatingView;
+use crate::auth::StudentUser;
+use crate::error::{ApiError, FieldErrors};
+use crate::store::accounts;
+use crate::store::reviews::{self, ReviewError, ReviewRecord};
+
+/// Longest comment accepted, in characters.
+const MAX_COMMENT_CHARS: usize = 2000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/reviews").route(web::post().to(create_review)))
+        .service(web::resource("/reviews/session/{id}").route(web::get().to(session_reviews)))
+        .service(web::resource("/reviews/tutor/{id}").route(web::get().to(tutor_reviews)));
+}
+
+/// A review: `{id, session_id, student_id, tutor_id, rating, comment, created_at}`.
+#[derive(Debug, Serialize)]
+pub struct ReviewView {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub student_id: Uuid,
+    pub tutor_id: Uuid,
+    pub rating: i16,
+    pub comment: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ReviewRecord> for ReviewView {
+    fn from(r: ReviewRecord) -> Self {
+        Self {
+            id: r.id,
+            session_id: r.session_id,
+            student_id: r.student_id,
+            tutor_id: r.tutor_id,
+            rating: r.rating,
+            comment: r.comment,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateReviewBody {
+    session_id: Uuid,
+    rating: i64,
+    comment: Option<String>,
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(err: ReviewError) -> Self {
+        match err {
+            ReviewError::Database(err) => err.into(),
+            ReviewError::SessionNotFound => {
+                ApiError::not_found("session_not_found", "no session has this id")
+            }
+            ReviewError::NotTheStudent => {
+                ApiError::forbidden("only the session's student may review it")
+            }
+            ReviewError::NotCompleted => {
+                ApiError::conflict("not_completed", "only a completed session can be reviewed")
+            }
+        }
+    }
+}
+
+/// `POST /reviews`.
+async fn create_review(
+    db: web::Data<PgPool>,
+    student: StudentUser,
+    ApiJson(body): ApiJson<CreateReviewBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let rating = match i16::try_from(body.rating) {
+        Ok(rating) if (1..=5).contains(&rating) => Some(rating),
+        _ => {
+            errors.push("rating", "must be a whole number from 1 to 5");
+            None
+        }
+    };
+    let comment = body
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+        errors.push(
+            "comment",
+            format!("must have at most {MAX_COMMENT_CHARS} characters"),
+        );
+    }
+    let rating = errors.finish(rating)?;
+    let review = reviews::create(&db, student.id(), body.session_id, rating, comment).await?;
+    Ok(HttpResponse::Created().json(ReviewView::from(review)))
+}
+
+/// `GET /reviews/session/{id}`.
+async fn session_reviews(
+    db: web::Data<PgPool>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Paginated<ReviewView>>, ApiError> {
+    let items = reviews::of_session(&db, *id).await?;
+    Ok(web::Json(Paginated {
+        items: items.into_iter().map(ReviewView::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// A page of a tutor's reviews with the tutor's rating.
+#[derive(Debug, Serialize)]
+struct TutorReviews {
+    #[serde(flatten)]
+    page: Paginated<ReviewView>,
+    average: Option<f64>,
+    count: i32,
+}
+
+/// `GET /reviews/tutor/{id}`: newest first, with `{average, count}`.
+async fn tutor_reviews(
+    db: web::Data<PgPool>,
+    id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
+) -> Result<web::Json<TutorReviews>, ApiError> {
+    let page = Page::parse(&params)?;
+    let tutor = accounts::find_active_tutor(&db, *id)
+        .await?
+        .and_then(|a| a.tutor)
+        .ok_or_else(|| ApiError::not_found("tutor_not_found", "no active tutor has this id"))?;
+    let RatingView { average, count } = RatingView {
+        average: tutor.rating_average(),
+        count: tutor.rating_count,
+    };
+    let rows = reviews::of_tutor(&db, *id, page.after, page.fetch_limit()).await?;
+    Ok(web::Json(TutorReviews {
+        page: Paginated::from_rows(rows, &page, |r| (r.created_at, r.id), ReviewView::from),
+        average,
+        count,
+    }))
+}
