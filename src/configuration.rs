@@ -26,6 +26,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub realtime: RealtimeSettings,
+    /// `fake` (the default) or `stripe`.
+    pub payment_provider: String,
 }
 
 /// WebSocket heartbeats.
@@ -173,6 +175,7 @@ impl Settings {
             database,
             auth,
             realtime,
+            payment_provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod payments;
 pub mod realtime;
 pub mod routes;
 pub mod scheduling;

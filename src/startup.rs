@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions as _, PgPool};
 
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
+use crate::payments::Payments;
 use crate::realtime::{self, Hub};
 use crate::routes::{self, json};
 use crate::scheduling::{Persister, Registry};
@@ -112,6 +113,8 @@ impl Application {
         let scheduler = web::Data::new(registry);
         let hub_data = web::Data::new(hub.clone());
 
+        let payments = web::Data::new(Payments::from_name(&settings.payment_provider)?);
+
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;
         let address = listener.local_addr()?;
@@ -123,6 +126,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(scheduler.clone())
                 .app_data(hub_data.clone())
+                .app_data(payments.clone())
                 .app_data(web::PathConfig::default().error_handler(json::path_error))
                 .app_data(web::QueryConfig::default().error_handler(json::query_error))
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))

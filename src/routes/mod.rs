@@ -6,6 +6,7 @@ mod auth;
 mod health;
 pub mod json;
 pub mod pagination;
+mod payments;
 mod reviews;
 mod sessions;
 mod students;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     tutors::configure(cfg);
     sessions::configure(cfg);
     reviews::configure(cfg);
+    payments::configure(cfg);
 }
 
 /// The answer for a path no route serves.

@@ -13,6 +13,7 @@ use super::views::SessionView;
 use crate::auth::{AuthUser, StudentUser};
 use crate::domain::{PaymentStatus, SessionStatus, parse_instant};
 use crate::error::{ApiError, FieldErrors};
+use crate::payments::Payments;
 use crate::scheduling::{Book, Cancel, Registry, Reschedule, ScheduleError};
 use crate::store::idempotency::{self, Claim};
 use crate::store::sessions::{self, SessionFilter, SessionRecord};
@@ -239,6 +240,7 @@ struct CancelBody {
 async fn cancel(
     db: web::Data<PgPool>,
     scheduler: web::Data<Registry>,
+    payments: web::Data<Payments>,
     caller: AuthUser,
     id: web::Path<Uuid>,
     OptionalJson(body): OptionalJson<CancelBody>,
@@ -267,6 +269,11 @@ async fn cancel(
         )
         .await?;
     match cancelled {
+        Ok(record) if record.payment_status == PaymentStatus::Paid => {
+            super::payments::refund_if_paid(&db, &payments, record.id).await?;
+            let refunded = participant_session(&db, &caller, record.id).await?;
+            Ok(web::Json(SessionView::from(&refunded)))
+        }
         Ok(record) => Ok(web::Json(SessionView::from(&record))),
         Err(crate::scheduling::ScheduleError::NotScheduled) => {
             // Completed or cancelled meanwhile: say which.

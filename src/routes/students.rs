@@ -11,6 +11,7 @@ use super::views::{LinkedTeacherView, MessageView, StudentView, UserView};
 use crate::auth::{Auth, StudentUser, TutorUser};
 use crate::domain::{Role, TutorTag};
 use crate::error::{ApiError, FieldErrors};
+use crate::payments::Payments;
 use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account, LinkTo};
 use crate::store::links;
@@ -129,6 +130,7 @@ async fn get_me(
 async fn deactivate_me(
     db: web::Data<PgPool>,
     scheduler: web::Data<Registry>,
+    payments: web::Data<Payments>,
     caller: StudentUser,
 ) -> Result<web::Json<MessageView>, ApiError> {
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Student)
@@ -143,6 +145,9 @@ async fn deactivate_me(
         scheduler
             .tell_if_running(tutor_id, Changed::Released(sessions))
             .await;
+    }
+    for (session_id, _) in &cancelled {
+        super::payments::refund_if_paid(&db, &payments, *session_id).await?;
     }
     tracing::info!(student = %caller.id(), cancelled = cancelled.len(), "student deactivated");
     Ok(web::Json(MessageView {

@@ -11,6 +11,7 @@ use super::views::{LinkedStudentView, MessageView, TeacherView};
 use crate::auth::{Auth, TutorUser};
 use crate::domain::Role;
 use crate::error::{ApiError, FieldErrors};
+use crate::payments::Payments;
 use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account};
 use crate::store::links;
@@ -81,6 +82,7 @@ async fn get_tag(db: web::Data<PgPool>, caller: TutorUser) -> Result<HttpRespons
 async fn deactivate_me(
     db: web::Data<PgPool>,
     scheduler: web::Data<Registry>,
+    payments: web::Data<Payments>,
     caller: TutorUser,
 ) -> Result<web::Json<MessageView>, ApiError> {
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Tutor)
@@ -89,6 +91,9 @@ async fn deactivate_me(
     scheduler
         .tell_if_running(caller.id(), Changed::Deactivated)
         .await;
+    for (session_id, _) in &cancelled {
+        super::payments::refund_if_paid(&db, &payments, *session_id).await?;
+    }
     tracing::info!(tutor = %caller.id(), cancelled = cancelled.len(), "tutor deactivated");
     Ok(web::Json(MessageView {
         message: "the teacher account has been deactivated",

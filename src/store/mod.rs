@@ -7,6 +7,7 @@ pub mod availability;
 pub mod idempotency;
 pub mod links;
 pub mod login_failures;
+pub mod payments;
 pub mod reviews;
 pub mod sessions;
 pub mod tutors;

@@ -542,3 +542,28 @@ async fn an_oversized_message_closes_the_connection_with_1009() {
     };
     assert_eq!(close.map(|f| u16::from(f.code)), Some(1009));
 }
+
+#[actix_web::test]
+async fn a_payment_reaches_the_participants_as_a_session_update() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let booked = app
+        .book(&student, tutor.id, days_ahead_at(2, 9, 0), 60)
+        .await;
+    let id = id_of(booked.assert_status(201));
+    let mut tutor_socket = Client::connect(&app, Some(&tutor.token)).await;
+    let mut student_socket = Client::connect(&app, Some(&student.token)).await;
+    app.post(
+        "/payment/charge",
+        Some(&student.token),
+        &json!({"session_id": id}),
+    )
+    .await
+    .assert_status(201);
+    for socket in [&mut tutor_socket, &mut student_socket] {
+        let update = socket.next_of("session.updated").await;
+        assert_eq!(update["session"]["id"], id.to_string());
+        assert_eq!(update["session"]["payment_status"], "paid");
+    }
+}

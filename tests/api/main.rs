@@ -7,6 +7,7 @@ mod errors;
 mod health;
 mod helpers;
 mod live;
+mod payments;
 mod resilience;
 mod reviews;
 mod sessions;

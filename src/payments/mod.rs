@@ -1,0 +1,80 @@
+//! Payment providers behind one interface, chosen by `PAYMENT_PROVIDER`.
+//!
+//! Only `fake` exists so far: it needs no network, answers at once and deterministically, and
+//! can be made to fail through `payment_method` (see [`FakeProvider`]). The Stripe adapter is
+//! still to be written; asking for it is a start-up error rather than a silent fallback.
+
+mod fake;
+
+pub use fake::FakeProvider;
+
+/// A charge to make.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    pub amount_cents: i64,
+    pub currency: String,
+    /// Sent to the provider, so a retried charge is never made twice.
+    pub idempotency_key: String,
+    pub session_id: uuid::Uuid,
+    pub payment_method: Option<String>,
+}
+
+/// What the provider answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeOutcome {
+    /// The provider's id for the charge.
+    pub provider_ref: String,
+    pub status: ChargeStatus,
+    /// For a charge the client must confirm (3-D Secure and the like).
+    pub client_secret: Option<String>,
+}
+
+/// Where a charge stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeStatus {
+    Succeeded,
+    RequiresAction,
+    Failed { code: String },
+}
+
+/// The provider could not be reached or answered nonsense; nothing is known to be charged.
+#[derive(Debug, thiserror::Error)]
+#[error("payment provider error: {0}")]
+pub struct ProviderError(pub String);
+
+/// The configured provider.
+#[derive(Debug, Clone)]
+pub enum Payments {
+    Fake(FakeProvider),
+}
+
+impl Payments {
+    /// The provider named by `PAYMENT_PROVIDER` (`fake`, the default).
+    pub fn from_name(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "fake" => Ok(Self::Fake(FakeProvider)),
+            "stripe" => anyhow::bail!("PAYMENT_PROVIDER=stripe is not available yet; use `fake`"),
+            other => anyhow::bail!("PAYMENT_PROVIDER must be `fake` or `stripe`, not `{other}`"),
+        }
+    }
+
+    /// The name stored with each payment.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Fake(_) => "fake",
+        }
+    }
+
+    pub async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, ProviderError> {
+        match self {
+            Self::Fake(provider) => Ok(provider.charge(request)),
+        }
+    }
+
+    /// Refunds a succeeded charge in full; returns the provider's refund id.
+    pub async fn refund(&self, provider_ref: &str) -> Result<String, ProviderError> {
+        match self {
+            Self::Fake(provider) => Ok(provider.refund(provider_ref)),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! `/payment/charge`: the session's student pays for it. A session is charged at most once: the
+//! schema allows one live payment per session, the provider gets an idempotency key, and the
+//! same `Idempotency-Key` returns the first payment.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::json::ApiJson;
+use crate::auth::StudentUser;
+use crate::domain::{MoneyDto, PaymentStatus, SessionStatus};
+use crate::error::ApiError;
+use crate::payments::{ChargeRequest, Payments};
+use crate::store::payments::{self, BeginError, Begun, PaymentRecord};
+use crate::store::sessions;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/payment/charge").route(web::post().to(charge)));
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeBody {
+    session_id: Uuid,
+    payment_method: Option<String>,
+}
+
+/// `{payment_id, session_id, amount, status, client_secret?}`.
+#[derive(Debug, Serialize)]
+struct PaymentView {
+    payment_id: Uuid,
+    session_id: Uuid,
+    amount: MoneyDto,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+impl From<&PaymentRecord> for PaymentView {
+    fn from(p: &PaymentRecord) -> Self {
+        Self {
+            payment_id: p.id,
+            session_id: p.session_id,
+            amount: MoneyDto {
+                amount_cents: p.amount_cents,
+                currency: p.currency.clone(),
+            },
+            status: p.status.clone(),
+            client_secret: p.client_secret.clone(),
+        }
+    }
+}
+
+impl From<BeginError> for ApiError {
+    fn from(err: BeginError) -> Self {
+        match err {
+            BeginError::Database(err) => err.into(),
+            BeginError::AlreadyPaid => {
+                ApiError::conflict("already_paid", "the session is already paid")
+            }
+            BeginError::InProgress => ApiError::conflict(
+                "payment_in_progress",
+                "another charge of this session is in progress",
+            ),
+            BeginError::KeyReused => ApiError::unprocessable(
+                "idempotency_key_reused",
+                "Idempotency-Key",
+                "this Idempotency-Key was used for another charge",
+            ),
+        }
+    }
+}
+
+/// `POST /payment/charge`.
+async fn charge(
+    req: HttpRequest,
+    db: web::Data<PgPool>,
+    provider: web::Data<Payments>,
+    student: StudentUser,
+    ApiJson(body): ApiJson<ChargeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let session = sessions::find(db.get_ref(), body.session_id)
+        .await?
+        .filter(|s| s.is_participant(student.id()))
+        .ok_or_else(|| {
+            ApiError::not_found("session_not_found", "no session of yours has this id")
+        })?;
+    if session.student_id != student.id() {
+        return Err(ApiError::forbidden(
+            "only the session's student pays for it",
+        ));
+    }
+    let key = match req.headers().get("idempotency-key") {
+        None => Uuid::now_v7().to_string(),
+        Some(value) => match value.to_str().map(str::trim) {
+            Ok(key) if (1..=255).contains(&key.len()) => key.to_owned(),
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                ));
+            }
+        },
+    };
+    // The same key answers with its first payment, whatever the session became since.
+    if let Some(existing) = payments::find_by_key(&db, provider.name(), &key).await?
+        && existing.session_id == session.id
+    {
+        return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
+    }
+    if session.status == SessionStatus::Cancelled {
+        return Err(ApiError::conflict(
+            "session_cancelled",
+            "the session is cancelled",
+        ));
+    }
+    if session.payment_status != PaymentStatus::Unpaid {
+        return Err(ApiError::conflict(
+            "already_paid",
+            "the session is already paid",
+        ));
+    }
+    let begun = payments::begin(
+        &db,
+        session.id,
+        provider.name(),
+        &key,
+        session.price_cents,
+        &session.currency,
+    )
+    .await?;
+    let payment = match begun {
+        Begun::Replay(existing) => {
+            return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
+        }
+        Begun::New(payment) => payment,
+    };
+    let request = ChargeRequest {
+        amount_cents: payment.amount_cents,
+        currency: payment.currency.clone(),
+        idempotency_key: key,
+        session_id: session.id,
+        payment_method: body.payment_method,
+    };
+    let outcome = provider
+        .charge(&request)
+        .await
+        .map_err(|err| ApiError::Unavailable(err.into()))?;
+    let finished = payments::finish(&db, payment.id, &outcome).await?;
+    if finished.needs_refund {
+        // Cancelled while we charged: give the money back at once.
+        refund(&db, &provider, &finished.payment).await?;
+    }
+    Ok(HttpResponse::Created().json(PaymentView::from(&finished.payment)))
+}
+
+async fn refund(db: &PgPool, provider: &Payments, payment: &PaymentRecord) -> Result<(), ApiError> {
+    let Some(provider_ref) = payment.provider_ref.as_deref() else {
+        return Ok(());
+    };
+    let refund_ref = provider
+        .refund(provider_ref)
+        .await
+        .map_err(|err| ApiError::Unavailable(err.into()))?;
+    payments::mark_refunded(db, payment.id, &refund_ref).await?;
+    Ok(())
+}
+
+/// Refunds the session's succeeded payment, if it has one (after a cancellation).
+pub async fn refund_if_paid(
+    db: &PgPool,
+    provider: &Payments,
+    session_id: Uuid,
+) -> Result<(), ApiError> {
+    if let Some(payment) = payments::succeeded_of(db, session_id).await? {
+        refund(db, provider, &payment).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Payments of sessions: at most one live charge per session (the schema holds it), and a
+//! session becomes `paid` only in the transaction that records a succeeded charge.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::payments::{ChargeOutcome, ChargeStatus};
+
+/// A payment as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRecord {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    pub idempotency_key: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: String,
+    pub client_secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, session_id, provider, provider_ref, idempotency_key, amount_cents, \
+                       currency, status, client_secret, created_at";
+
+/// Why a charge could not begin.
+#[derive(Debug, thiserror::Error)]
+pub enum BeginError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("the session is already paid")]
+    AlreadyPaid,
+    #[error("another charge of the session is in progress")]
+    InProgress,
+    #[error("the key was used for another charge")]
+    KeyReused,
+}
+
+/// What to do with a charge request.
+#[derive(Debug)]
+pub enum Begun {
+    /// A new pending payment: charge it.
+    New(PaymentRecord),
+    /// The same key charged this session before: answer with that payment.
+    Replay(PaymentRecord),
+}
+
+/// Records a pending payment for a session, unless one is live or the key was used.
+pub async fn begin(
+    pool: &PgPool,
+    session_id: Uuid,
+    provider: &str,
+    key: &str,
+    amount_cents: i64,
+    currency: &str,
+) -> Result<Begun, BeginError> {
+    if let Some(existing) = find_by_key(pool, provider, key).await? {
+        return if existing.session_id == session_id {
+            Ok(Begun::Replay(existing))
+        } else {
+            Err(BeginError::KeyReused)
+        };
+    }
+    let inserted: Result<PaymentRecord, sqlx::Error> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
+                               currency, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING {COLUMNS}"
+        )))
+        .bind(Uuid::now_v7())
+        .bind(session_id)
+        .bind(provider)
+        .bind(key)
+        .bind(amount_cents)
+        .bind(currency)
+        .fetch_one(pool)
+        .await;
+    match inserted {
+        Ok(payment) => Ok(Begun::New(payment)),
+        Err(sqlx::Error::Database(err)) if err.constraint() == Some("payments_idempotency_key") => {
+            // The same key, concurrently: the other request owns it.
+            Err(BeginError::InProgress)
+        }
+        Err(sqlx::Error::Database(err))
+            if err.constraint() == Some("payments_one_live_per_session") =>
+        {
+            let live: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM payments WHERE session_id = $1 \
+                 AND status IN ('pending', 'requires_action', 'succeeded')",
+            )
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await?;
+            Err(match live.as_deref() {
+                Some("succeeded") => BeginError::AlreadyPaid,
+                _ => BeginError::InProgress,
+            })
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The payment made with this key, if any.
+pub async fn find_by_key(
+    pool: &PgPool,
+    provider: &str,
+    key: &str,
+) -> sqlx::Result<Option<PaymentRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE provider = $1 AND idempotency_key = $2"
+    )))
+    .bind(provider)
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A charge's outcome, recorded.
+#[derive(Debug)]
+pub struct Finished {
+    pub payment: PaymentRecord,
+    /// The charge succeeded but the session was cancelled meanwhile: refund it.
+    pub needs_refund: bool,
+}
+
+/// Records the provider's answer; a success marks the session paid in the same transaction and
+/// tells its participants.
+pub async fn finish(
+    pool: &PgPool,
+    payment_id: Uuid,
+    outcome: &ChargeOutcome,
+) -> sqlx::Result<Finished> {
+    let (status, failure) = match &outcome.status {
+        ChargeStatus::Succeeded => ("succeeded", None),
+        ChargeStatus::RequiresAction => ("requires_action", None),
+        ChargeStatus::Failed { code } => ("failed", Some(code.as_str())),
+    };
+    let mut tx = pool.begin().await?;
+    let payment: PaymentRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE payments SET status = $2, provider_ref = $3, client_secret = $4, \
+                             failure_code = $5, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(payment_id)
+    .bind(status)
+    .bind(&outcome.provider_ref)
+    .bind(outcome.client_secret.as_deref())
+    .bind(failure)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut needs_refund = false;
+    if outcome.status == ChargeStatus::Succeeded {
+        let paid: Option<bool> = sqlx::query_scalar(
+            "UPDATE sessions SET payment_status = 'paid', updated_at = now() \
+             WHERE id = $1 AND payment_status = 'unpaid' AND status <> 'cancelled' \
+             RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+        )
+        .bind(payment.session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        needs_refund = paid.is_none();
+    }
+    tx.commit().await?;
+    Ok(Finished {
+        payment,
+        needs_refund,
+    })
+}
+
+/// The succeeded payment of a session, if any.
+pub async fn succeeded_of(pool: &PgPool, session_id: Uuid) -> sqlx::Result<Option<PaymentRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE session_id = $1 AND status = 'succeeded'"
+    )))
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records a refund: the payment and its session become `refunded`, and the participants are
+/// told.
+pub async fn mark_refunded(pool: &PgPool, payment_id: Uuid, refund_ref: &str) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let session_id: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE payments SET status = 'refunded', refund_ref = $2, updated_at = now() \
+         WHERE id = $1 AND status = 'succeeded' RETURNING session_id",
+    )
+    .bind(payment_id)
+    .bind(refund_ref)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(session_id) = session_id {
+        sqlx::query(
+            "UPDATE sessions SET payment_status = 'refunded', updated_at = now() \
+             WHERE id = $1 RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+        )
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
