@@ -99,6 +99,23 @@ impl Api {
         Ok(email)
     }
 
+    /// Logs in a seeded account.
+    pub async fn login(&self, email: &str) -> anyhow::Result<Account> {
+        let login = self
+            .expect(
+                self.http
+                    .post(self.url("/auth/login"))
+                    .json(&json!({"email": email, "password": PASSWORD})),
+                200,
+                "logging in",
+            )
+            .await?;
+        Ok(Account {
+            id: login["user_id"].as_str().context("a user id")?.to_owned(),
+            token: login["token"].as_str().context("a token")?.to_owned(),
+        })
+    }
+
     /// Registers and logs in an account of `role`.
     pub async fn account(&self, role: &'static str, label: String) -> anyhow::Result<Account> {
         let (id, email) = if role == "student" {

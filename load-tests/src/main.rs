@@ -88,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         "slots" => scenarios::slots::run(&options).await?,
         "live" => scenarios::live::run(&options).await?,
         "idle" => scenarios::idle::run(&options).await?,
+        "mixed" => scenarios::mixed::run(&options).await?,
+        "tutors" => scenarios::tutors::run(&options).await?,
         "logins" => scenarios::logins::run(&options).await?,
         other => bail!("unknown scenario `{other}`; {USAGE}"),
     };

@@ -1,0 +1,124 @@
+//! `mixed`: a realistic blend for soak runs. Each client, in a loop: browses the catalogue,
+//! looks at a tutor's slots, books one of them, and now and then cancels a booking or logs in
+//! again. Every request kind gets its own row.
+
+use std::sync::Arc;
+
+use rand::RngExt;
+use serde_json::json;
+
+use crate::Options;
+use crate::client::{Api, PASSWORD, seed, tomorrow_on_the_hour};
+use crate::scenarios::drive_series;
+use crate::stats::Report;
+
+/// The request kinds, in the order of their rows.
+const KINDS: [&str; 5] = ["browse", "slots", "book", "cancel", "login"];
+
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let api = Api::new(&options.base_url)?;
+    let tutor_count = options.tutors.unwrap_or(50).max(1);
+    eprintln!(
+        "seeding {tutor_count} tutors and {} students…",
+        options.clients
+    );
+    let tutors = Arc::new(
+        seed(tutor_count, 16, |i| {
+            api.open_tutor(format!("mixed-tutor{i}"))
+        })
+        .await?,
+    );
+    let students = Arc::new(
+        seed(options.clients, 16, |i| {
+            let api = api.clone();
+            async move {
+                let email = api.register_student(&format!("mixed-student{i}")).await?;
+                let account = api.login(&email).await?;
+                Ok((email, account))
+            }
+        })
+        .await?,
+    );
+    let base = tomorrow_on_the_hour();
+    let from = base.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let to = (base + chrono::TimeDelta::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    let driver_api = api.clone();
+    let (series, elapsed) = drive_series(
+        options.clients,
+        options.duration,
+        KINDS.len(),
+        move |client, n| {
+            let (api, tutors, students) = (
+                driver_api.clone(),
+                Arc::clone(&tutors),
+                Arc::clone(&students),
+            );
+            let (from, to) = (from.clone(), to.clone());
+            async move {
+                let (email, student) = &students[client];
+                let tutor = &tutors[rand::rng().random_range(0..tutors.len())];
+                match n % 10 {
+                    0..=2 => {
+                        let (status, _, took) =
+                            api.timed(api.http.get(api.url("/tutors?limit=20"))).await;
+                        (0, status, took)
+                    }
+                    3..=5 => {
+                        let url = api.url(&format!(
+                            "/tutors/{}/slots?from={from}&to={to}&limit=20",
+                            tutor.id
+                        ));
+                        let (status, _, took) = api.timed(api.http.get(url)).await;
+                        (1, status, took)
+                    }
+                    6..=7 => {
+                        // A random half hour of the coming week: taken ones answer 409, as in life.
+                        let start = base
+                            + chrono::TimeDelta::minutes(30 * rand::rng().random_range(0..336));
+                        let (status, _, took) = api.book(student, &tutor.id, start, 30).await;
+                        (2, status, took)
+                    }
+                    8 => {
+                        let list = api
+                            .http
+                            .get(api.url(&format!(
+                                "/sessions/user/{}?status=scheduled&limit=1",
+                                student.id
+                            )))
+                            .bearer_auth(&student.token);
+                        let (_, body, _) = api.timed(list).await;
+                        match body["items"][0]["id"].as_str() {
+                            Some(id) => {
+                                let cancel = api
+                                    .http
+                                    .post(api.url(&format!("/sessions/{id}/cancel")))
+                                    .bearer_auth(&student.token)
+                                    .json(&json!({"reason": "soak"}));
+                                let (status, _, took) = api.timed(cancel).await;
+                                (3, status, took)
+                            }
+                            None => (3, 204, std::time::Duration::ZERO),
+                        }
+                    }
+                    _ => {
+                        let login = api
+                            .http
+                            .post(api.url("/auth/login"))
+                            .json(&json!({"email": email, "password": PASSWORD}));
+                        let (status, _, took) = api.timed(login).await;
+                        (4, status, took)
+                    }
+                }
+            }
+        },
+    )
+    .await?;
+    let mut report = Report::new("mixed", options, elapsed);
+    let ok: [&[u16]; 5] = [&[200], &[200], &[201, 409], &[200, 204], &[200]];
+    for ((kind, series), ok) in KINDS.iter().zip(series).zip(ok) {
+        report.series.push(series.summarize(kind, elapsed, ok));
+    }
+    report.note("tutors", tutor_count);
+    Ok(report)
+}

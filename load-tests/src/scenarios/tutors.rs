@@ -1,0 +1,92 @@
+//! `tutors`: registers many tutors (`--tutors`, 100,000 by default) and asks each one's slots
+//! once, so that every tutor's actor is activated; the server's memory is read from outside
+//! (`ps -o rss= -p <server pid>`) once it reports.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::SecondsFormat;
+use futures_util::StreamExt as _;
+
+use crate::Options;
+use crate::client::{Api, tomorrow_on_the_hour};
+use crate::stats::{Report, Series};
+
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let api = Api::new(&options.base_url)?;
+    let count = options.tutors.unwrap_or(100_000);
+    let concurrency = options.clients.max(1);
+    let started = Instant::now();
+
+    eprintln!("registering {count} tutors…");
+    let registered: Vec<(u16, String, std::time::Duration)> = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let email = format!("many-{i}-{}@load.test", uuid::Uuid::now_v7().simple());
+                let request = api
+                    .http
+                    .post(api.url("/auth/register"))
+                    .json(&serde_json::json!({
+                        "email": email, "password": crate::client::PASSWORD,
+                        "name": "Many", "role": "tutor",
+                    }));
+                let (status, body, took) = api.timed(request).await;
+                (
+                    status,
+                    body["id"].as_str().unwrap_or_default().to_owned(),
+                    took,
+                )
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut registering = Series::default();
+    let mut ids = Vec::with_capacity(count);
+    for (status, id, took) in registered {
+        registering.record(status, took);
+        if status == 201 {
+            ids.push(id);
+        }
+    }
+    let registered_in = started.elapsed();
+
+    eprintln!("activating {} tutors' actors…", ids.len());
+    let from = tomorrow_on_the_hour();
+    let query = Arc::new(format!(
+        "?from={}&to={}",
+        from.to_rfc3339_opts(SecondsFormat::Secs, true),
+        (from + chrono::TimeDelta::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    ));
+    let activating_started = Instant::now();
+    let activated: Vec<(u16, std::time::Duration)> = futures_util::stream::iter(ids)
+        .map(|id| {
+            let (api, query) = (api.clone(), Arc::clone(&query));
+            async move {
+                let (status, _, took) = api
+                    .timed(api.http.get(api.url(&format!("/tutors/{id}/slots{query}"))))
+                    .await;
+                (status, took)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut activating = Series::default();
+    for (status, took) in activated {
+        activating.record(status, took);
+    }
+    let activated_in = activating_started.elapsed();
+    eprintln!("all activated; read the server's RSS now");
+
+    let mut report = Report::new("tutors", options, started.elapsed());
+    report
+        .series
+        .push(registering.summarize("register", registered_in, &[201]));
+    report
+        .series
+        .push(activating.summarize("activate", activated_in, &[200]));
+    report.note("tutors", count);
+    Ok(report)
+}
