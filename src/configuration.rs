@@ -28,6 +28,8 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// `fake` (the default) or `stripe`.
     pub payment_provider: String,
+    /// The signing secret of Stripe webhooks; without it the webhook route answers 503.
+    pub stripe_webhook_secret: Option<String>,
 }
 
 /// WebSocket heartbeats.
@@ -176,6 +178,7 @@ impl Settings {
             auth,
             realtime,
             payment_provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
+            stripe_webhook_secret: get("STRIPE_WEBHOOK_SECRET"),
         })
     }
 }

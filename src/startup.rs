@@ -15,6 +15,7 @@ use sqlx::{ConnectOptions as _, PgPool};
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
 use crate::payments::Payments;
+use crate::payments::webhook::WebhookSecret;
 use crate::realtime::{self, Hub};
 use crate::routes::{self, json};
 use crate::scheduling::{Persister, Registry};
@@ -114,6 +115,7 @@ impl Application {
         let hub_data = web::Data::new(hub.clone());
 
         let payments = web::Data::new(Payments::from_name(&settings.payment_provider)?);
+        let webhook = web::Data::new(WebhookSecret(settings.stripe_webhook_secret.clone()));
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;
@@ -127,7 +129,9 @@ impl Application {
                 .app_data(scheduler.clone())
                 .app_data(hub_data.clone())
                 .app_data(payments.clone())
+                .app_data(webhook.clone())
                 .app_data(web::PathConfig::default().error_handler(json::path_error))
+                .app_data(web::PayloadConfig::new(json::BODY_LIMIT))
                 .app_data(web::QueryConfig::default().error_handler(json::query_error))
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))
                 .wrap_fn(|req, srv| {

@@ -5,6 +5,7 @@
 //! still to be written; asking for it is a start-up error rather than a silent fallback.
 
 mod fake;
+pub mod webhook;
 
 pub use fake::FakeProvider;
 

@@ -11,12 +11,14 @@ use super::json::ApiJson;
 use crate::auth::StudentUser;
 use crate::domain::{MoneyDto, PaymentStatus, SessionStatus};
 use crate::error::ApiError;
+use crate::payments::webhook::{self, WebhookSecret};
 use crate::payments::{ChargeRequest, Payments};
 use crate::store::payments::{self, BeginError, Begun, PaymentRecord};
 use crate::store::sessions;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/payment/charge").route(web::post().to(charge)));
+    cfg.service(web::resource("/payment/charge").route(web::post().to(charge)))
+        .service(web::resource("/payment/webhook/stripe").route(web::post().to(stripe_webhook)));
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,4 +178,54 @@ pub async fn refund_if_paid(
         refund(db, provider, &payment).await?;
     }
     Ok(())
+}
+
+/// `POST /payment/webhook/stripe`: verifies `Stripe-Signature` over the raw body, then applies
+/// `payment_intent.succeeded`, `payment_intent.payment_failed` and `charge.refunded`, each event
+/// id once.
+async fn stripe_webhook(
+    req: HttpRequest,
+    body: web::Bytes,
+    db: web::Data<PgPool>,
+    secret: web::Data<WebhookSecret>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(secret) = secret.0.as_deref() else {
+        return Err(ApiError::client(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "webhook_not_configured",
+            "STRIPE_WEBHOOK_SECRET is not set on this server",
+        ));
+    };
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    webhook::verify(header, &body, secret, chrono::Utc::now().timestamp())
+        .map_err(|err| ApiError::bad_request("invalid_signature", err.to_string()))?;
+    let event: serde_json::Value = super::json::parse_json(&body)?;
+    let (Some(event_id), Some(event_type)) = (event["id"].as_str(), event["type"].as_str()) else {
+        return Err(ApiError::invalid_field(
+            "id",
+            "an event needs an id and a type",
+        ));
+    };
+    let object = &event["data"]["object"];
+    // A PaymentIntent event names the intent itself; a charge event names its intent.
+    let charge_ref = if event_type.starts_with("payment_intent.") {
+        object["id"].as_str()
+    } else {
+        object["payment_intent"].as_str()
+    };
+    let applied = payments::apply_event(
+        &db,
+        "stripe",
+        &payments::ProviderEvent {
+            event_id,
+            event_type,
+            charge_ref,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"received": true, "duplicate": !applied})))
 }

@@ -203,3 +203,96 @@ pub async fn mark_refunded(pool: &PgPool, payment_id: Uuid, refund_ref: &str) ->
     tx.commit().await?;
     Ok(())
 }
+
+/// A provider event, once verified.
+#[derive(Debug, Clone)]
+pub struct ProviderEvent<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    /// The provider's id of the charge it concerns (a PaymentIntent id).
+    pub charge_ref: Option<&'a str>,
+}
+
+/// Applies a provider's event exactly once: the event id is recorded in the same transaction
+/// as its effect, so a replay finds it and changes nothing. Returns whether it was new.
+pub async fn apply_event(
+    pool: &PgPool,
+    provider: &str,
+    event: &ProviderEvent<'_>,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let new: Option<String> = sqlx::query_scalar(
+        "INSERT INTO webhook_events (provider, event_id, event_type) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(provider)
+    .bind(event.event_id)
+    .bind(event.event_type)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if new.is_none() {
+        return Ok(false);
+    }
+    if let Some(charge_ref) = event.charge_ref {
+        match event.event_type {
+            "payment_intent.succeeded" => {
+                let session: Option<Uuid> = sqlx::query_scalar(
+                    "UPDATE payments SET status = 'succeeded', updated_at = now() \
+                     WHERE provider = $1 AND provider_ref = $2 \
+                       AND status IN ('pending', 'requires_action') \
+                     RETURNING session_id",
+                )
+                .bind(provider)
+                .bind(charge_ref)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(session) = session {
+                    sqlx::query(
+                        "UPDATE sessions SET payment_status = 'paid', updated_at = now() \
+                         WHERE id = $1 AND payment_status = 'unpaid' AND status <> 'cancelled' \
+                         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+                    )
+                    .bind(session)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                }
+            }
+            "payment_intent.payment_failed" => {
+                sqlx::query(
+                    "UPDATE payments SET status = 'failed', updated_at = now() \
+                     WHERE provider = $1 AND provider_ref = $2 \
+                       AND status IN ('pending', 'requires_action')",
+                )
+                .bind(provider)
+                .bind(charge_ref)
+                .execute(&mut *tx)
+                .await?;
+            }
+            "charge.refunded" => {
+                let session: Option<Uuid> = sqlx::query_scalar(
+                    "UPDATE payments SET status = 'refunded', updated_at = now() \
+                     WHERE provider = $1 AND provider_ref = $2 AND status = 'succeeded' \
+                     RETURNING session_id",
+                )
+                .bind(provider)
+                .bind(charge_ref)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(session) = session {
+                    sqlx::query(
+                        "UPDATE sessions SET payment_status = 'refunded', updated_at = now() \
+                         WHERE id = $1 AND payment_status = 'paid' \
+                         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+                    )
+                    .bind(session)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                }
+            }
+            // Other event types are recorded (so replays stay cheap) and otherwise ignored.
+            _ => {}
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}

@@ -16,3 +16,4 @@ mod students;
 mod teachers;
 mod tutors;
 mod users;
+mod webhooks;

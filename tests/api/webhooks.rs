@@ -1,0 +1,180 @@
+//! `POST /payment/webhook/stripe`: signatures, and each event applied once.
+
+use serde_json::{Value, json};
+use tutoring::payments::webhook::sign;
+use uuid::Uuid;
+
+use crate::helpers::{
+    TestApp, TestResponse, all_day_rules, days_ahead_at, read, spawn_app, spawn_app_with,
+};
+
+const SECRET: &str = "whsec_test_secret";
+
+async fn app_with_secret() -> TestApp {
+    spawn_app_with(|settings| settings.stripe_webhook_secret = Some(SECRET.to_owned())).await
+}
+
+async fn send(app: &TestApp, body: &str, signature: &str) -> TestResponse {
+    read(
+        app.client
+            .post(app.url("/payment/webhook/stripe"))
+            .header("content-type", "application/json")
+            .header("stripe-signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn event(id: &str, kind: &str, object: Value) -> String {
+    json!({"id": id, "object": "event", "type": kind, "data": {"object": object}}).to_string()
+}
+
+/// A booked session with a pending Stripe charge `intent`.
+async fn pending_stripe_charge(app: &TestApp, intent: &str) -> Uuid {
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let booked = app
+        .book(&student, tutor.id, days_ahead_at(2, 10, 0), 60)
+        .await;
+    let session: Uuid = booked.assert_status(201)["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("an id");
+    sqlx::query(
+        "INSERT INTO payments (id, session_id, provider, provider_ref, idempotency_key, \
+                               amount_cents, currency, status) \
+         VALUES ($1, $2, 'stripe', $3, $4, 12000, 'BRL', 'pending')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(session)
+    .bind(intent)
+    .bind(format!("key-{intent}"))
+    .execute(&app.db)
+    .await
+    .expect("a pending charge");
+    session
+}
+
+async fn session_payment(app: &TestApp, session: Uuid) -> (String, String) {
+    sqlx::query_as(
+        "SELECT s.payment_status, p.status FROM sessions s JOIN payments p ON p.session_id = s.id \
+         WHERE s.id = $1",
+    )
+    .bind(session)
+    .fetch_one(&app.db)
+    .await
+    .expect("state")
+}
+
+#[actix_web::test]
+async fn a_signed_success_marks_the_session_paid_once_and_a_refund_follows() {
+    let app = app_with_secret().await;
+    let session = pending_stripe_charge(&app, "pi_123").await;
+    let succeeded = event(
+        "evt_1",
+        "payment_intent.succeeded",
+        json!({"id": "pi_123", "object": "payment_intent"}),
+    );
+    let first = send(&app, &succeeded, &sign(SECRET, now(), succeeded.as_bytes())).await;
+    assert_eq!(first.assert_status(200)["duplicate"], false);
+    assert_eq!(
+        session_payment(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+
+    // The same event again (Stripe retries): acknowledged, applied once.
+    let replay = send(&app, &succeeded, &sign(SECRET, now(), succeeded.as_bytes())).await;
+    assert_eq!(replay.assert_status(200)["duplicate"], true);
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(recorded, 1);
+
+    let refunded = event(
+        "evt_2",
+        "charge.refunded",
+        json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_123"}),
+    );
+    send(&app, &refunded, &sign(SECRET, now(), refunded.as_bytes()))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        session_payment(&app, session).await,
+        ("refunded".into(), "refunded".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_failed_charge_leaves_the_session_unpaid() {
+    let app = app_with_secret().await;
+    let session = pending_stripe_charge(&app, "pi_456").await;
+    let failed = event(
+        "evt_3",
+        "payment_intent.payment_failed",
+        json!({"id": "pi_456"}),
+    );
+    send(&app, &failed, &sign(SECRET, now(), failed.as_bytes()))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        session_payment(&app, session).await,
+        ("unpaid".into(), "failed".into())
+    );
+}
+
+#[actix_web::test]
+async fn bad_signatures_are_refused_and_change_nothing() {
+    let app = app_with_secret().await;
+    let session = pending_stripe_charge(&app, "pi_789").await;
+    let body = event("evt_4", "payment_intent.succeeded", json!({"id": "pi_789"}));
+    let good = sign(SECRET, now(), body.as_bytes());
+
+    let tampered = body.replace("pi_789", "pi_000");
+    send(&app, &tampered, &good)
+        .await
+        .assert_problem(400, "invalid_signature");
+    send(&app, &body, &sign("whsec_wrong", now(), body.as_bytes()))
+        .await
+        .assert_problem(400, "invalid_signature");
+    send(&app, &body, &sign(SECRET, now() - 301, body.as_bytes()))
+        .await
+        .assert_problem(400, "invalid_signature");
+    send(&app, &body, "")
+        .await
+        .assert_problem(400, "invalid_signature");
+    assert_eq!(
+        session_payment(&app, session).await,
+        ("unpaid".into(), "pending".into())
+    );
+
+    // During a secret rotation Stripe sends one v1 per secret: one match is enough.
+    let old = sign("whsec_old", now(), body.as_bytes());
+    let old_v1 = old
+        .split_once(",v1=")
+        .map(|(_, v)| v.to_owned())
+        .expect("v1");
+    send(&app, &body, &format!("{good},v1={old_v1}"))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        session_payment(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+}
+
+#[actix_web::test]
+async fn without_a_secret_the_webhook_is_unavailable() {
+    let app = spawn_app().await;
+    let body = event("evt_5", "payment_intent.succeeded", json!({"id": "pi_1"}));
+    send(&app, &body, &sign(SECRET, now(), body.as_bytes()))
+        .await
+        .assert_problem(503, "webhook_not_configured");
+}
