@@ -26,10 +26,36 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub realtime: RealtimeSettings,
+    pub payments: PaymentSettings,
+}
+
+/// Which payment provider, and Stripe's keys.
+#[derive(Clone)]
+pub struct PaymentSettings {
     /// `fake` (the default) or `stripe`.
-    pub payment_provider: String,
+    pub provider: String,
+    pub stripe_secret_key: Option<String>,
+    /// Stripe's API address (tests use a local server).
+    pub stripe_api_base: Option<String>,
     /// The signing secret of Stripe webhooks; without it the webhook route answers 503.
     pub stripe_webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for PaymentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentSettings")
+            .field("provider", &self.provider)
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field(
+                "stripe_secret_key",
+                &self.stripe_secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "stripe_webhook_secret",
+                &self.stripe_webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// WebSocket heartbeats.
@@ -177,8 +203,12 @@ impl Settings {
             database,
             auth,
             realtime,
-            payment_provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
-            stripe_webhook_secret: get("STRIPE_WEBHOOK_SECRET"),
+            payments: PaymentSettings {
+                provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
+                stripe_secret_key: get("STRIPE_SECRET_KEY"),
+                stripe_api_base: get("STRIPE_API_BASE"),
+                stripe_webhook_secret: get("STRIPE_WEBHOOK_SECRET"),
+            },
         })
     }
 }

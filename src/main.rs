@@ -4,6 +4,7 @@ use tutoring::startup::Application;
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     tutoring::telemetry::init();
+    tutoring::startup::install_tls_provider();
     let settings = Settings::from_env()?;
     if settings.auth.jwt_secret_is_ephemeral {
         tracing::warn!(

@@ -42,6 +42,13 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
     }
 }
 
+/// Installs the process's TLS crypto provider (`ring`), which outbound HTTPS (the Stripe client)
+/// needs before any HTTP client is built. Safe to call any number of times.
+pub fn install_tls_provider() {
+    // Only the first call installs; later ones find it installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Resolves at SIGTERM or SIGINT.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -76,12 +83,14 @@ pub struct Application {
 impl Application {
     /// Connects to the database (creating and migrating it as configured) and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        install_tls_provider();
         let pool = store::connect_and_migrate(&settings.database).await?;
         Self::build_with_pool(settings, pool).await
     }
 
     /// Binds a server on an existing, migrated pool.
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        install_tls_provider();
         let revoked = Arc::new(RevokedTokens::new(settings.auth.revocation_max_staleness));
         let poller_options = (*pool.connect_options()).clone();
         // Load revocations before serving when the database answers; otherwise authenticated
@@ -114,8 +123,10 @@ impl Application {
         let scheduler = web::Data::new(registry);
         let hub_data = web::Data::new(hub.clone());
 
-        let payments = web::Data::new(Payments::from_name(&settings.payment_provider)?);
-        let webhook = web::Data::new(WebhookSecret(settings.stripe_webhook_secret.clone()));
+        let payments = web::Data::new(Payments::from_settings(&settings.payments)?);
+        let webhook = web::Data::new(WebhookSecret(
+            settings.payments.stripe_webhook_secret.clone(),
+        ));
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;

@@ -80,6 +80,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Built together with the server, reqwest has TLS without a default crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let options = parse_args(std::env::args().skip(1))?;
     let report = match options.scenario.as_str() {
         "open" => scenarios::open::run(&options).await?,

@@ -1,13 +1,15 @@
 //! Payment providers behind one interface, chosen by `PAYMENT_PROVIDER`.
 //!
-//! Only `fake` exists so far: it needs no network, answers at once and deterministically, and
-//! can be made to fail through `payment_method` (see [`FakeProvider`]). The Stripe adapter is
-//! still to be written; asking for it is a start-up error rather than a silent fallback.
+//! `fake` (the default) needs no network, answers at once and deterministically, and can be made
+//! to fail through `payment_method` (see [`FakeProvider`]). `stripe` speaks to Stripe's API
+//! ([`StripeProvider`]); its outcomes are confirmed by the webhook ([`webhook`]).
 
 mod fake;
+mod stripe;
 pub mod webhook;
 
 pub use fake::FakeProvider;
+pub use stripe::StripeProvider;
 
 /// A charge to make.
 #[derive(Debug, Clone)]
@@ -47,14 +49,23 @@ pub struct ProviderError(pub String);
 #[derive(Debug, Clone)]
 pub enum Payments {
     Fake(FakeProvider),
+    Stripe(StripeProvider),
 }
 
 impl Payments {
-    /// The provider named by `PAYMENT_PROVIDER` (`fake`, the default).
-    pub fn from_name(name: &str) -> anyhow::Result<Self> {
-        match name {
+    /// The provider the settings name (`fake`, the default, or `stripe`).
+    pub fn from_settings(settings: &crate::configuration::PaymentSettings) -> anyhow::Result<Self> {
+        match settings.provider.as_str() {
             "fake" => Ok(Self::Fake(FakeProvider)),
-            "stripe" => anyhow::bail!("PAYMENT_PROVIDER=stripe is not available yet; use `fake`"),
+            "stripe" => {
+                let key = settings.stripe_secret_key.clone().ok_or_else(|| {
+                    anyhow::anyhow!("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")
+                })?;
+                Ok(Self::Stripe(StripeProvider::new(
+                    key,
+                    settings.stripe_api_base.clone(),
+                )?))
+            }
             other => anyhow::bail!("PAYMENT_PROVIDER must be `fake` or `stripe`, not `{other}`"),
         }
     }
@@ -63,12 +74,14 @@ impl Payments {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Fake(_) => "fake",
+            Self::Stripe(_) => "stripe",
         }
     }
 
     pub async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, ProviderError> {
         match self {
             Self::Fake(provider) => Ok(provider.charge(request)),
+            Self::Stripe(provider) => provider.charge(request).await,
         }
     }
 
@@ -76,6 +89,7 @@ impl Payments {
     pub async fn refund(&self, provider_ref: &str) -> Result<String, ProviderError> {
         match self {
             Self::Fake(provider) => Ok(provider.refund(provider_ref)),
+            Self::Stripe(provider) => provider.refund(provider_ref).await,
         }
     }
 }

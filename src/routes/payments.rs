@@ -104,38 +104,48 @@ async fn charge(
             }
         },
     };
-    // The same key answers with its first payment, whatever the session became since.
-    if let Some(existing) = payments::find_by_key(&db, provider.name(), &key).await?
+    // The same key answers with its first payment, whatever the session became since; a
+    // charge the provider never answered (network failure) is sent again with the same key,
+    // which the provider deduplicates.
+    let existing = payments::find_by_key(&db, provider.name(), &key).await?;
+    if let Some(existing) = &existing
         && existing.session_id == session.id
+        && existing.status != "pending"
     {
-        return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
+        return Ok(HttpResponse::Created().json(PaymentView::from(existing)));
     }
-    if session.status == SessionStatus::Cancelled {
+    let resumed = existing.filter(|p| p.session_id == session.id);
+    if session.status == SessionStatus::Cancelled && resumed.is_none() {
         return Err(ApiError::conflict(
             "session_cancelled",
             "the session is cancelled",
         ));
     }
-    if session.payment_status != PaymentStatus::Unpaid {
+    if session.payment_status != PaymentStatus::Unpaid && resumed.is_none() {
         return Err(ApiError::conflict(
             "already_paid",
             "the session is already paid",
         ));
     }
-    let begun = payments::begin(
-        &db,
-        session.id,
-        provider.name(),
-        &key,
-        session.price_cents,
-        &session.currency,
-    )
-    .await?;
-    let payment = match begun {
-        Begun::Replay(existing) => {
-            return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
+    let payment = match resumed {
+        Some(pending) => pending,
+        None => {
+            let begun = payments::begin(
+                &db,
+                session.id,
+                provider.name(),
+                &key,
+                session.price_cents,
+                &session.currency,
+            )
+            .await?;
+            match begun {
+                Begun::Replay(existing) if existing.status != "pending" => {
+                    return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
+                }
+                Begun::Replay(pending) | Begun::New(pending) => pending,
+            }
         }
-        Begun::New(payment) => payment,
     };
     let request = ChargeRequest {
         amount_cents: payment.amount_cents,

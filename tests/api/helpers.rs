@@ -93,6 +93,8 @@ pub async fn execute(conn: &mut PgConnection, statement: String) {
 
 /// Creates a fresh database for one test and returns its name.
 pub async fn create_test_database() -> String {
+    // Every test starts here: HTTP clients need the TLS provider installed first.
+    tutoring::startup::install_tls_provider();
     let template = template_database().await;
     let name = format!("test_{}", Uuid::now_v7().simple());
     let mut admin = admin_connection().await;
@@ -214,6 +216,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// A server whose database cannot be reached (nothing listens on port 1).
 pub async fn spawn_app_without_database() -> TestApp {
+    tutoring::startup::install_tls_provider();
     tutoring::telemetry::init_for_tests();
     let mut settings = test_settings("nowhere");
     settings.database.url = "postgres://postgres@127.0.0.1:1/nowhere".to_owned();

@@ -12,6 +12,7 @@ mod resilience;
 mod reviews;
 mod sessions;
 mod shutdown;
+mod stripe;
 mod students;
 mod teachers;
 mod tutors;

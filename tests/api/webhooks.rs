@@ -11,7 +11,8 @@ use crate::helpers::{
 const SECRET: &str = "whsec_test_secret";
 
 async fn app_with_secret() -> TestApp {
-    spawn_app_with(|settings| settings.stripe_webhook_secret = Some(SECRET.to_owned())).await
+    spawn_app_with(|settings| settings.payments.stripe_webhook_secret = Some(SECRET.to_owned()))
+        .await
 }
 
 async fn send(app: &TestApp, body: &str, signature: &str) -> TestResponse {

@@ -1,0 +1,145 @@
+//! Stripe, over its HTTP API: a PaymentIntent per charge (form-encoded, amount in minor units,
+//! the session id in metadata, an `Idempotency-Key` per charge) and a refund per cancellation.
+//!
+//! A small reqwest client rather than the `async-stripe` crates: two endpoints are needed, the
+//! crates are a release candidate split over many packages, and a client of our own keeps the
+//! dependency tree (and its TLS stack, `ring`-backed rustls) small.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{ChargeOutcome, ChargeRequest, ChargeStatus, ProviderError};
+
+/// Stripe's API, unless configured otherwise (tests point it at a local server).
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
+
+/// A client of Stripe's API.
+#[derive(Debug, Clone)]
+pub struct StripeProvider {
+    http: reqwest::Client,
+    api_base: String,
+    secret_key: String,
+}
+
+impl StripeProvider {
+    pub fn new(secret_key: String, api_base: Option<String>) -> anyhow::Result<Self> {
+        crate::startup::install_tls_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            http,
+            api_base: api_base
+                .unwrap_or_else(|| DEFAULT_API_BASE.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            secret_key,
+        })
+    }
+
+    /// Creates (and, with a payment method, confirms) a PaymentIntent.
+    pub async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, ProviderError> {
+        let mut form = vec![
+            ("amount", request.amount_cents.to_string()),
+            ("currency", request.currency.to_ascii_lowercase()),
+            ("metadata[session_id]", request.session_id.to_string()),
+        ];
+        if let Some(method) = &request.payment_method {
+            form.push(("payment_method", method.clone()));
+            form.push(("confirm", "true".to_owned()));
+            // No redirect flows: a card needing one answers `requires_action`.
+            form.push(("automatic_payment_methods[enabled]", "true".to_owned()));
+            form.push((
+                "automatic_payment_methods[allow_redirects]",
+                "never".to_owned(),
+            ));
+        }
+        let response = self
+            .http
+            .post(format!("{}/v1/payment_intents", self.api_base))
+            .bearer_auth(&self.secret_key)
+            .header("Idempotency-Key", &request.idempotency_key)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        if status.is_success() {
+            return intent_outcome(&body);
+        }
+        // A declined card is an answer, not a failure: 402 with a card error.
+        if status.as_u16() == 402 && body["error"]["type"] == "card_error" {
+            let error = &body["error"];
+            let code = error["decline_code"]
+                .as_str()
+                .or(error["code"].as_str())
+                .unwrap_or("card_declined")
+                .to_owned();
+            let provider_ref = error["payment_intent"]["id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("declined_{}", request.idempotency_key));
+            return Ok(ChargeOutcome {
+                provider_ref,
+                status: ChargeStatus::Failed { code },
+                client_secret: None,
+            });
+        }
+        Err(ProviderError(format!(
+            "Stripe refused the charge ({status}): {}",
+            body["error"]["message"].as_str().unwrap_or("no message")
+        )))
+    }
+
+    /// Refunds a PaymentIntent in full; returns the refund's id.
+    pub async fn refund(&self, intent_id: &str) -> Result<String, ProviderError> {
+        let response = self
+            .http
+            .post(format!("{}/v1/refunds", self.api_base))
+            .bearer_auth(&self.secret_key)
+            .header("Idempotency-Key", format!("refund-{intent_id}"))
+            .form(&[("payment_intent", intent_id)])
+            .send()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        match body["id"].as_str() {
+            Some(id) if status.is_success() => Ok(id.to_owned()),
+            _ => Err(ProviderError(format!(
+                "Stripe refused the refund ({status})"
+            ))),
+        }
+    }
+}
+
+fn intent_outcome(body: &Value) -> Result<ChargeOutcome, ProviderError> {
+    let provider_ref = body["id"]
+        .as_str()
+        .ok_or_else(|| ProviderError("a PaymentIntent without an id".to_owned()))?
+        .to_owned();
+    let client_secret = body["client_secret"].as_str().map(str::to_owned);
+    let status = match body["status"].as_str() {
+        Some("succeeded") => ChargeStatus::Succeeded,
+        Some("canceled") => ChargeStatus::Failed {
+            code: "canceled".to_owned(),
+        },
+        // requires_payment_method, requires_confirmation, requires_action, processing: the
+        // client (or Stripe) has a step left; the webhook will tell how it ends.
+        _ => ChargeStatus::RequiresAction,
+    };
+    Ok(ChargeOutcome {
+        provider_ref,
+        status,
+        client_secret,
+    })
+}
