@@ -192,3 +192,104 @@ async fn an_unreachable_stripe_is_a_prompt_503() {
         .await
         .assert_problem(503, "service_unavailable");
 }
+
+#[actix_web::test]
+async fn concurrent_charges_and_webhook_replays_charge_once_and_pay_once() {
+    let stripe = MockServer::start().await;
+    let secret = "whsec_race";
+    let api_base = stripe.uri();
+    let app = spawn_app_with(move |settings| {
+        settings.payments.provider = "stripe".to_owned();
+        settings.payments.stripe_secret_key = Some(KEY.to_owned());
+        settings.payments.stripe_api_base = Some(api_base);
+        settings.payments.stripe_webhook_secret = Some(secret.to_owned());
+    })
+    .await;
+    let (_, student, session) = booked_session(&app).await;
+    // Without a payment method the intent waits for the client; Stripe is asked once.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_race", "object": "payment_intent",
+            "status": "requires_payment_method", "client_secret": "pi_race_secret",
+        })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let charges = (0..10).map(|i| {
+        let (app, token) = (&app, student.token.clone());
+        async move {
+            read(
+                app.client
+                    .post(app.url("/payment/charge"))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", format!("race-{i}"))
+                    .json(&json!({"session_id": session}))
+                    .send()
+                    .await
+                    .expect("sent"),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(charges).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+
+    // Stripe confirms the payment, and retries its webhook: the same event five times at once,
+    // plus a second event about the same intent.
+    let body = |event: &str| {
+        json!({"id": event, "type": "payment_intent.succeeded",
+               "data": {"object": {"id": "pi_race", "object": "payment_intent"}}})
+        .to_string()
+    };
+    let deliveries = ["evt_a", "evt_a", "evt_a", "evt_a", "evt_a", "evt_b"].map(|event| {
+        let (app, payload) = (&app, body(event));
+        async move {
+            let signature = tutoring::payments::webhook::sign(
+                secret,
+                chrono::Utc::now().timestamp(),
+                payload.as_bytes(),
+            );
+            read(
+                app.client
+                    .post(app.url("/payment/webhook/stripe"))
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", signature)
+                    .body(payload)
+                    .send()
+                    .await
+                    .expect("sent"),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(deliveries).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    let (payments, succeeded, events, paid): (i64, i64, i64, String) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM payments WHERE session_id = $1), \
+                (SELECT count(*) FROM payments WHERE session_id = $1 AND status = 'succeeded'), \
+                (SELECT count(*) FROM webhook_events), \
+                (SELECT payment_status FROM sessions WHERE id = $1)",
+    )
+    .bind(session)
+    .fetch_one(&app.db)
+    .await
+    .expect("state");
+    assert_eq!(
+        (payments, succeeded, events, paid.as_str()),
+        (1, 1, 2, "paid")
+    );
+}
