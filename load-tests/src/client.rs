@@ -118,25 +118,12 @@ impl Api {
 
     /// Registers and logs in an account of `role`.
     pub async fn account(&self, role: &'static str, label: String) -> anyhow::Result<Account> {
-        let (id, email) = if role == "student" {
-            let email = self.register_student(&label).await?;
-            (String::new(), email)
+        let email = if role == "student" {
+            self.register_student(&label).await?
         } else {
-            self.register(role, &label).await?
+            self.register(role, &label).await?.1
         };
-        let login = self
-            .expect(
-                self.http
-                    .post(self.url("/auth/login"))
-                    .json(&json!({"email": email, "password": PASSWORD})),
-                200,
-                "logging in",
-            )
-            .await?;
-        Ok(Account {
-            id: login["user_id"].as_str().map(str::to_owned).unwrap_or(id),
-            token: login["token"].as_str().context("a token")?.to_owned(),
-        })
+        self.login(&email).await
     }
 
     /// A tutor available every day, all day, in UTC, two years ahead, 30-minute slots.

@@ -152,15 +152,7 @@ pub async fn finish(
     .await?;
     let mut needs_refund = false;
     if outcome.status == ChargeStatus::Succeeded {
-        let paid: Option<bool> = sqlx::query_scalar(
-            "UPDATE sessions SET payment_status = 'paid', updated_at = now() \
-             WHERE id = $1 AND payment_status = 'unpaid' AND status <> 'cancelled' \
-             RETURNING tutoring_session_updated(id, tutor_id, student_id)",
-        )
-        .bind(payment.session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        needs_refund = paid.is_none();
+        needs_refund = !mark_session_paid(&mut tx, payment.session_id).await?;
     }
     tx.commit().await?;
     Ok(Finished {
@@ -192,13 +184,7 @@ pub async fn mark_refunded(pool: &PgPool, payment_id: Uuid, refund_ref: &str) ->
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(session_id) = session_id {
-        sqlx::query(
-            "UPDATE sessions SET payment_status = 'refunded', updated_at = now() \
-             WHERE id = $1 RETURNING tutoring_session_updated(id, tutor_id, student_id)",
-        )
-        .bind(session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        mark_session_refunded(&mut tx, session_id).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -247,14 +233,7 @@ pub async fn apply_event(
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(session) = session {
-                    sqlx::query(
-                        "UPDATE sessions SET payment_status = 'paid', updated_at = now() \
-                         WHERE id = $1 AND payment_status = 'unpaid' AND status <> 'cancelled' \
-                         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
-                    )
-                    .bind(session)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    mark_session_paid(&mut tx, session).await?;
                 }
             }
             "payment_intent.payment_failed" => {
@@ -279,14 +258,7 @@ pub async fn apply_event(
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(session) = session {
-                    sqlx::query(
-                        "UPDATE sessions SET payment_status = 'refunded', updated_at = now() \
-                         WHERE id = $1 AND payment_status = 'paid' \
-                         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
-                    )
-                    .bind(session)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    mark_session_refunded(&mut tx, session).await?;
                 }
             }
             // Other event types are recorded (so replays stay cheap) and otherwise ignored.
@@ -295,4 +267,34 @@ pub async fn apply_event(
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// Marks an unpaid, uncancelled session paid and tells its participants; false when it was not
+/// (cancelled meanwhile, or already paid).
+async fn mark_session_paid(conn: &mut sqlx::PgConnection, session_id: Uuid) -> sqlx::Result<bool> {
+    let paid: Option<bool> = sqlx::query_scalar(
+        "UPDATE sessions SET payment_status = 'paid', updated_at = now() \
+         WHERE id = $1 AND payment_status = 'unpaid' AND status <> 'cancelled' \
+         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+    )
+    .bind(session_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(paid.is_some())
+}
+
+/// Marks a paid session refunded and tells its participants.
+async fn mark_session_refunded(
+    conn: &mut sqlx::PgConnection,
+    session_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sessions SET payment_status = 'refunded', updated_at = now() \
+         WHERE id = $1 AND payment_status = 'paid' \
+         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+    )
+    .bind(session_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(())
 }
