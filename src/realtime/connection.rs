@@ -104,6 +104,7 @@ impl Connection {
     }
 
     async fn run(mut self, mut session: Session, mut stream: actix_ws::AggregatedMessageStream) {
+        let _counted = self.hub.connection_opened();
         let (queue, mut written) = mpsc::channel::<Arc<str>>(OUTGOING_CAPACITY);
         let out = Outgoing {
             queue,

@@ -43,6 +43,8 @@ struct Inner {
     /// Raised once when the process is shutting down: every connection closes with 1001.
     going_away: watch::Sender<bool>,
     heartbeat: RealtimeSettings,
+    /// Live WebSocket connections of this process.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Inner {
@@ -55,6 +57,7 @@ impl Default for Inner {
                 ping_every: std::time::Duration::from_secs(10),
                 silence_limit: std::time::Duration::from_secs(30),
             },
+            connections: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -180,6 +183,21 @@ impl Hub {
         }
     }
 
+    /// Counts a connection as open until the returned guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.inner
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// How many WebSocket connections this process holds.
+    pub fn open_connections(&self) -> usize {
+        self.inner
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Changes once, when the process starts shutting down.
     pub fn going_away(&self) -> watch::Receiver<bool> {
         self.inner.going_away.subscribe()
@@ -196,6 +214,18 @@ impl Hub {
             lock(&self.inner.tutors).len(),
             lock(&self.inner.users).len(),
         )
+    }
+}
+
+/// One open connection, counted by the hub while it lives.
+pub struct OpenConnection(Hub);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

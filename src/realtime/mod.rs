@@ -13,5 +13,5 @@ mod hub;
 mod listener;
 
 pub use connection::configure;
-pub use hub::{Hub, TutorFeed};
+pub use hub::{Hub, OpenConnection, TutorFeed};
 pub use listener::spawn_listener;

@@ -431,8 +431,15 @@ async fn the_server_pings_and_closes_a_connection_that_stays_silent() {
     // Silent now (not even reading, so no pongs): closed after the silence limit. The client
     // may fail to send its late pongs before it reads the close frame; either way the
     // connection has ended, and a close frame, when read, says 1000.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
     let deadline = std::time::Instant::now() + PATIENCE;
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    while app.hub.open_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent connection lives on"
+        );
+        poll.tick().await;
+    }
     loop {
         assert!(
             std::time::Instant::now() < deadline,
