@@ -75,29 +75,40 @@ fn resync(hub: &Hub, registry: &Registry) {
     hub.resync_all();
 }
 
+/// One notification carries one announcement, or several in order (a batch of bookings).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Payload {
+    One(Announcement),
+    Many(Vec<Announcement>),
+}
+
 fn announce(
     hub: &Hub,
     registry: &Registry,
     updates: &mpsc::Sender<(Uuid, Uuid, Uuid)>,
     payload: &str,
 ) {
-    let announcement: Announcement = match serde_json::from_str(payload) {
-        Ok(announcement) => announcement,
+    let announcements = match serde_json::from_str(payload) {
+        Ok(Payload::One(announcement)) => vec![announcement],
+        Ok(Payload::Many(announcements)) => announcements,
         Err(err) => {
             tracing::warn!(error = %err, "ignoring a malformed announcement");
             return;
         }
     };
-    if let Some(event) = announcement.tutor_event() {
-        registry.deliver(event);
-    }
-    if let Some((session_id, tutor_id, student_id)) = announcement.session_participants()
-        && (hub.wants_user(tutor_id) || hub.wants_user(student_id))
-        && updates
-            .try_send((session_id, tutor_id, student_id))
-            .is_err()
-    {
-        tracing::warn!(session = %session_id, "session update dropped: too many waiting");
+    for announcement in announcements {
+        if let Some(event) = announcement.tutor_event() {
+            registry.deliver(event);
+        }
+        if let Some((session_id, tutor_id, student_id)) = announcement.session_participants()
+            && (hub.wants_user(tutor_id) || hub.wants_user(student_id))
+            && updates
+                .try_send((session_id, tutor_id, student_id))
+                .is_err()
+        {
+            tracing::warn!(session = %session_id, "session update dropped: too many waiting");
+        }
     }
 }
 

@@ -87,8 +87,9 @@ async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
         let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
         let started = std::time::Instant::now();
         let mut written = sessions::insert_batch(pool, &rows).await;
-        // Two writers (or two processes) inserting overlapping sessions of one student can
-        // deadlock inside PostgreSQL; the loser wrote nothing, so the batch is simply retried.
+        // Two writers inserting overlapping sessions of one student, or two processes advancing
+        // the sequences of the same tutors in different orders, can deadlock inside PostgreSQL;
+        // the loser wrote nothing, so its batch is simply retried.
         for _ in 0..3 {
             match &written {
                 Err(sqlx::Error::Database(err))

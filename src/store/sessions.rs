@@ -1,5 +1,7 @@
 //! Sessions (bookings): group-inserted by the persister, changed one at a time otherwise.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -69,79 +71,132 @@ pub enum InsertRefusal {
     Undetermined,
 }
 
-/// Inserts a batch of bookings in one statement (so one transaction, one round trip). Each row
-/// either lands or is refused on its own: `ON CONFLICT DO NOTHING` skips a row that would break either exclusion constraint (also
-/// against rows earlier in the same batch) without deadlocking concurrent inserters, and the
-/// accounts are share-locked so a concurrent deactivation cannot slip between check and insert.
-/// The price is computed here, from the tutor's price at commit time, rounded half up.
+/// Builds the statement that writes a batch of bookings, with or without an `ON CONFLICT` clause.
+///
+/// One statement, so one round trip and one transaction:
+/// - `ins` inserts the rows whose tutor and student are active. The accounts are share-locked, so
+///   a concurrent deactivation cannot slip between this check and the insert. The price comes from
+///   the tutor's price at commit time, rounded half up.
+/// - `bumped` advances each tutor's event sequence once by the number of its rows, and `ev` numbers
+///   the rows of each tutor in time order after the previous value.
+/// - `announced` tells every listening process, with one notification per [`EVENTS_PER_NOTIFICATION`]
+///   rows rather than one per row: a payload must stay under PostgreSQL's 8,000 bytes.
+macro_rules! insert_batch_sql {
+    ($on_conflict:literal) => {
+        concat!(
+            "WITH b AS ( \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
+                                      $5::timestamptz[], $6::int[]) \
+                     AS b(id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes)), \
+             ins AS ( \
+                 INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
+                                       duration_minutes, price_cents, currency) \
+                 SELECT b.id, b.tutor_id, b.student_id, b.scheduled_at, b.ends_at, \
+                        b.duration_minutes, (t.price_cents * b.duration_minutes + 30) / 60, \
+                        t.currency \
+                 FROM b JOIN tutors t ON t.user_id = b.tutor_id \
+                 WHERE EXISTS (SELECT 1 FROM users u \
+                               WHERE u.id = b.tutor_id AND u.deactivated_at IS NULL FOR SHARE) \
+                   AND EXISTS (SELECT 1 FROM users u \
+                               WHERE u.id = b.student_id AND u.role = 'student' \
+                                 AND u.deactivated_at IS NULL FOR SHARE) \
+                 ORDER BY b.tutor_id, b.scheduled_at ",
+            $on_conflict,
+            "    RETURNING id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes, \
+                           status, price_cents, currency, payment_status, created_at, \
+                           updated_at, cancelled_reason), \
+             counts AS (SELECT tutor_id, count(*) AS n FROM ins GROUP BY tutor_id), \
+             bumped AS ( \
+                 UPDATE tutors t SET event_seq = t.event_seq + c.n \
+                 FROM counts c WHERE t.user_id = c.tutor_id \
+                 RETURNING t.user_id, t.event_seq - c.n AS base), \
+             ev AS ( \
+                 SELECT ins.*, bumped.base + row_number() OVER ( \
+                            PARTITION BY ins.tutor_id ORDER BY ins.scheduled_at) AS seq \
+                 FROM ins JOIN bumped ON bumped.user_id = ins.tutor_id), \
+             announced AS ( \
+                 SELECT pg_notify('tutoring_events', json_agg(json_build_object( \
+                            'tutor_id', tutor_id, 'seq', seq, 'type', 'slot.booked', \
+                            'start', scheduled_at, 'end', ends_at, 'session_id', id, \
+                            'student_id', student_id) ORDER BY tutor_id, seq)::text) \
+                 FROM (SELECT ev.*, (row_number() OVER (ORDER BY tutor_id, seq) - 1) / $7 \
+                                    AS chunk \
+                       FROM ev) numbered \
+                 GROUP BY chunk) \
+             SELECT ev.*, (SELECT count(*) FROM announced) AS notifications FROM ev"
+        )
+    };
+}
+
+/// Rows per notification: each is under 300 bytes of JSON, and a payload must stay under 8,000.
+const EVENTS_PER_NOTIFICATION: i64 = 20;
+
+/// The common case: every row is written, or, if one breaks an exclusion constraint, none is.
+const INSERT_ALL: &str = insert_batch_sql!("");
+/// After a conflict: each row is written or skipped on its own. `ON CONFLICT DO NOTHING` also
+/// skips a row that overlaps one earlier in the same batch, and never deadlocks concurrent
+/// inserters of one slot; it costs a second index probe per constraint, so it is not the default.
+const INSERT_EACH: &str = insert_batch_sql!("ON CONFLICT DO NOTHING");
+
+/// SQLSTATE `exclusion_violation`.
+const EXCLUSION_VIOLATION: &str = "23P01";
+
+/// Writes a batch of bookings in one transaction. Each row either lands or is refused on its own,
+/// with the reason it was refused. Bookings normally conflict with nothing (the tutor's actor has
+/// checked them), so the batch is first written whole; only when that breaks an exclusion
+/// constraint is it written again row by row.
 pub async fn insert_batch(
     pool: &PgPool,
     batch: &[NewSession],
 ) -> sqlx::Result<Vec<Result<Sequenced, InsertRefusal>>> {
+    let inserted = match insert_rows(pool, INSERT_ALL, batch).await {
+        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some(EXCLUSION_VIOLATION) => {
+            insert_rows(pool, INSERT_EACH, batch).await?
+        }
+        other => other?,
+    };
+    let mut inserted: HashMap<Uuid, Sequenced> = inserted
+        .into_iter()
+        .map(|row| (row.record.id, row))
+        .collect();
+
+    let mut results = Vec::with_capacity(batch.len());
+    for row in batch {
+        let result = match inserted.remove(&row.id) {
+            Some(written) => Ok(written),
+            // The rare path: learn why the row was refused. The inserted rows are committed
+            // whatever happens here, so a failure to find out only leaves this one undetermined.
+            None => refusal_reason(pool, row).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "could not tell why a booking was refused");
+                Err(InsertRefusal::Undetermined)
+            }),
+        };
+        results.push(result);
+    }
+    Ok(results)
+}
+
+async fn insert_rows(
+    pool: &PgPool,
+    statement: &'static str,
+    batch: &[NewSession],
+) -> sqlx::Result<Vec<Sequenced>> {
     let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
     let tutors: Vec<Uuid> = batch.iter().map(|s| s.tutor_id).collect();
     let students: Vec<Uuid> = batch.iter().map(|s| s.student_id).collect();
     let starts: Vec<DateTime<Utc>> = batch.iter().map(|s| s.scheduled_at).collect();
     let ends: Vec<DateTime<Utc>> = batch.iter().map(|s| s.ends_at).collect();
     let durations: Vec<i32> = batch.iter().map(|s| s.duration_minutes).collect();
-
-    let inserted: Vec<Sequenced> = sqlx::query_as(
-        "WITH b AS ( \
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
-                                  $5::timestamptz[], $6::int[]) \
-                 AS b(id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes)) \
-         INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
-                               duration_minutes, price_cents, currency) \
-         SELECT b.id, b.tutor_id, b.student_id, b.scheduled_at, b.ends_at, b.duration_minutes, \
-                (t.price_cents * b.duration_minutes + 30) / 60, t.currency \
-         FROM b JOIN tutors t ON t.user_id = b.tutor_id \
-         WHERE EXISTS (SELECT 1 FROM users u \
-                       WHERE u.id = b.tutor_id AND u.deactivated_at IS NULL FOR SHARE) \
-           AND EXISTS (SELECT 1 FROM users u \
-                       WHERE u.id = b.student_id AND u.role = 'student' \
-                         AND u.deactivated_at IS NULL FOR SHARE) \
-         ORDER BY b.tutor_id, b.scheduled_at \
-         ON CONFLICT DO NOTHING \
-         RETURNING id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes, status, \
-                   price_cents, currency, payment_status, created_at, updated_at, \
-                   cancelled_reason, \
-                   tutoring_emit(tutor_id, 'slot.booked', scheduled_at, ends_at, id, student_id) \
-                       AS seq",
-    )
-    .bind(&ids)
-    .bind(&tutors)
-    .bind(&students)
-    .bind(&starts)
-    .bind(&ends)
-    .bind(&durations)
-    .fetch_all(pool)
-    .await?;
-
-    let mut results: Vec<Option<Result<Sequenced, InsertRefusal>>> = vec![None; batch.len()];
-    for inserted in inserted {
-        for (i, row) in batch.iter().enumerate() {
-            if row.id == inserted.record.id && results[i].is_none() {
-                results[i] = Some(Ok(inserted.clone()));
-            }
-        }
-    }
-    // The rare path: learn why each refused row was refused. The inserted rows are committed
-    // whatever happens here, so a failure to find out only leaves the refused rows undetermined.
-    for (i, row) in batch.iter().enumerate() {
-        if results[i].is_none() {
-            results[i] = Some(match refusal_reason(pool, row).await {
-                Ok(outcome) => outcome,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not tell why a booking was refused");
-                    Err(InsertRefusal::Undetermined)
-                }
-            });
-        }
-    }
-    Ok(results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(InsertRefusal::Undetermined)))
-        .collect())
+    sqlx::query_as(statement)
+        .bind(&ids)
+        .bind(&tutors)
+        .bind(&students)
+        .bind(&starts)
+        .bind(&ends)
+        .bind(&durations)
+        .bind(EVENTS_PER_NOTIFICATION)
+        .fetch_all(pool)
+        .await
 }
 
 async fn refusal_reason(
