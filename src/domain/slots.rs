@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, FixedOffset, Offset as _, SecondsFormat, TimeDelta, TimeZone as _, Utc};
 
+use super::TimeZone;
 use super::availability::AvailabilityRules;
 use super::local_time;
 
@@ -91,15 +92,60 @@ pub fn bookable_slots(
     to: DateTime<Utc>,
     duration_minutes: u32,
 ) -> Result<Vec<Slot>, Refusal> {
+    let bounds = StartBounds::at(rules, now);
+    bookable_slots_within(rules, busy, bounds, from, to, duration_minutes)
+}
+
+/// `bookable_slots` with the notice and horizon given as `bounds` rather than read off a clock.
+/// With [`StartBounds::ANY_TIME`] the list holds every slot the rules and busy time allow; as
+/// time passes only its ends move, so `bookable_slots` at any `now` is exactly that list cut to
+/// [`StartBounds::at`] `now` (a property the tests check), and it can be kept until the
+/// schedule changes.
+pub fn bookable_slots_within(
+    rules: &AvailabilityRules,
+    busy: &[Interval],
+    bounds: StartBounds,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    duration_minutes: u32,
+) -> Result<Vec<Slot>, Refusal> {
     let duration = session_length(rules, duration_minutes)?;
     let blocked = blocked(rules, busy);
-    Ok(bookable_starts(rules, &blocked, now, from, to, duration)
+    Ok(bookable_starts(rules, &blocked, bounds, from, to, duration)
         .into_iter()
         .map(|start| Slot {
             start,
             end: saturating_add(start, duration),
         })
         .collect())
+}
+
+/// When a session may start, as of some instant: no sooner than `min_notice_minutes` after it
+/// and no later than `horizon_days` after it, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartBounds {
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+}
+
+impl StartBounds {
+    /// No bound at all.
+    pub const ANY_TIME: Self = Self {
+        earliest: DateTime::<Utc>::MIN_UTC,
+        latest: DateTime::<Utc>::MAX_UTC,
+    };
+
+    /// The bounds the rules set at `now`.
+    pub fn at(rules: &AvailabilityRules, now: DateTime<Utc>) -> Self {
+        Self {
+            earliest: earliest_start(rules, now),
+            latest: latest_start(rules, now),
+        }
+    }
+
+    pub fn contains(&self, start: DateTime<Utc>) -> bool {
+        self.earliest <= start && start <= self.latest
+    }
 }
 
 /// The booking check: `Ok` exactly when `start` is among `bookable_slots` for any range
@@ -127,7 +173,15 @@ pub fn check_start(
     // The same walk as `bookable_slots`, over the one-instant range [start, start + 1 ns):
     // first ignoring busy time (to tell "not available" from "taken"), then with it.
     let offered = |blocked: &[Interval]| {
-        bookable_starts(rules, blocked, now, start, just_after, duration).contains(&start)
+        bookable_starts(
+            rules,
+            blocked,
+            StartBounds::at(rules, now),
+            start,
+            just_after,
+            duration,
+        )
+        .contains(&start)
     };
     if !offered(&[]) {
         return Err(Refusal::OutsideAvailability);
@@ -174,11 +228,12 @@ pub fn free_intervals(
 /// `at` as RFC 3339 with the offset of the rules' zone at that instant,
 /// e.g. `"2026-12-01T09:00:00-03:00"`.
 pub fn local_rfc3339(rules: &AvailabilityRules, at: DateTime<Utc>) -> String {
-    let offset: FixedOffset = rules
-        .timezone()
-        .tz()
-        .offset_from_utc_datetime(&at.naive_utc())
-        .fix();
+    local_rfc3339_in(rules.timezone(), at)
+}
+
+/// `at` as RFC 3339 with the offset of `zone` at that instant.
+pub fn local_rfc3339_in(zone: TimeZone, at: DateTime<Utc>) -> String {
+    let offset: FixedOffset = zone.tz().offset_from_utc_datetime(&at.naive_utc()).fix();
     // chrono panics when formatting a local time beyond its range; fall back to UTC there.
     match at.naive_utc().checked_add_offset(offset) {
         Some(_) => at
@@ -233,21 +288,21 @@ fn blocked(rules: &AvailabilityRules, busy: &[Interval]) -> Vec<Interval> {
 }
 
 /// The one walk behind `bookable_slots` and `check_start`: every grid start in [from, to)
-/// that fits its stretch, respects notice and horizon, and keeps `duration` clear of `blocked`
+/// that fits its stretch, lies within `bounds`, and keeps `duration` clear of `blocked`
 /// (sorted, merged). Ascending, without duplicates.
 fn bookable_starts(
     rules: &AvailabilityRules,
     blocked: &[Interval],
-    now: DateTime<Utc>,
+    bounds: StartBounds,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     duration: TimeDelta,
 ) -> Vec<DateTime<Utc>> {
     let era = local_time::era();
-    let latest = latest_start(rules, now);
-    // Filtering by notice and era up front is the same as filtering each start, and bounds the
-    // work by the horizon whatever range the caller asks for.
-    let from = from.max(earliest_start(rules, now)).max(era.start);
+    let latest = bounds.latest;
+    // Filtering by the bounds and the era up front is the same as filtering each start, and
+    // bounds the work by the horizon whatever range the caller asks for.
+    let from = from.max(bounds.earliest).max(era.start);
     let to = to
         .min(era.end)
         .min(saturating_add(latest, TimeDelta::minutes(1)));
@@ -1396,6 +1451,19 @@ mod properties {
             }
             let starts: Vec<_> = found.iter().map(|slot| slot.start).collect();
             prop_assert_eq!(starts, brute_force(&s));
+        }
+
+        #[test]
+        fn slots_at_any_time_cut_to_now_are_the_slots_at_now(s in scenario()) {
+            let at_now = bookable_slots(&s.rules, &s.busy, s.now, s.from, s.to, s.duration_minutes);
+            let any_time = bookable_slots_within(
+                &s.rules, &s.busy, StartBounds::ANY_TIME, s.from, s.to, s.duration_minutes,
+            );
+            let bounds = StartBounds::at(&s.rules, s.now);
+            let cut = any_time.map(|slots| {
+                slots.into_iter().filter(|slot| bounds.contains(slot.start)).collect::<Vec<_>>()
+            });
+            prop_assert_eq!(cut, at_now);
         }
 
         #[test]

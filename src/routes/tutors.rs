@@ -1,20 +1,21 @@
 //! `/tutors/*`: the public catalogue, availability rules and bookable slots.
 
-use actix_web::web;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::json::ApiJson;
-use super::pagination::{Page, PageParams, Paginated};
+use super::pagination::{Page, PageParams, Paginated, encode_cursor};
 use super::views::{SlotView, UserView};
 use crate::auth::TutorUser;
 use crate::domain::availability::{AvailabilityRules, AvailabilityRulesDto};
 use crate::domain::parse_instant;
-use crate::domain::slots::local_rfc3339;
+use crate::domain::slots::local_rfc3339_in;
 use crate::error::{ApiError, FieldError, FieldErrors};
-use crate::scheduling::{QuerySlots, Registry, ReplaceRules, ScheduleError};
+use crate::scheduling::{QuerySlots, Registry, ReplaceRules, ScheduleError, SlotList};
 use crate::store::accounts::{self, CatalogueFilter};
 use crate::store::availability;
 
@@ -154,7 +155,7 @@ async fn list_tutors(
                 duration_minutes: None,
             };
             let free = match scheduler.ask(account.id, query).await {
-                Ok(Ok(answer)) => !answer.slots.is_empty(),
+                Ok(Ok(answer)) => !answer.bookable().is_empty(),
                 Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => false,
                 Ok(Err(ScheduleError::Unavailable(message)))
                 | Err(ScheduleError::Unavailable(message)) => {
@@ -243,12 +244,13 @@ struct SlotParams {
 }
 
 /// `GET /tutors/{id}/slots`: bookable starts in `[from, to)`, answered from the tutor's actor
-/// without a database query (once the actor is active).
+/// without a database query (once the actor is active). The actor keeps the list of a range
+/// asked often, and each slot's JSON is rendered once per list, so a popular week costs a copy.
 async fn get_slots(
     scheduler: web::Data<Registry>,
     id: web::Path<Uuid>,
     params: web::Query<SlotParams>,
-) -> Result<web::Json<Paginated<SlotView>>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let mut errors = FieldErrors::default();
     let range = parse_range(
         &mut errors,
@@ -280,22 +282,60 @@ async fn get_slots(
             },
         )
         .await??;
-    let after = page.after.map(|(at, _)| at);
-    let rows: Vec<_> = answer
-        .slots
-        .into_iter()
-        .filter(|slot| after.is_none_or(|after| slot.start > after))
-        .take(page.fetch_limit() as usize)
-        .collect();
-    let rules = &answer.rules;
-    Ok(web::Json(Paginated::from_rows(
-        rows,
-        &page,
-        |slot| (slot.start, Uuid::nil()),
-        |slot| SlotView {
-            start: slot.start,
-            end: slot.end,
-            local_start: local_rfc3339(rules, slot.start),
-        },
-    )))
+
+    let bookable = answer.bookable_range();
+    let slots = answer.list.slots.get(bookable.clone()).unwrap_or_default();
+    let skipped = page.after.map_or(0, |(after, _)| {
+        slots.partition_point(|slot| slot.start <= after)
+    });
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let remaining = slots.len() - skipped;
+    let shown = remaining.min(limit);
+    let next_cursor = (remaining > limit)
+        .then(|| slots.get(skipped + shown - 1))
+        .flatten()
+        .map(|last| encode_cursor((last.start, Uuid::nil())));
+
+    let rendered = match answer.list.rendered.get() {
+        Some(rendered) => rendered,
+        None => {
+            let rendered = render_slots(&answer.list)?;
+            answer.list.rendered.get_or_init(|| rendered)
+        }
+    };
+    let first = bookable.start + skipped;
+    let items = rendered.get(first..first + shown).unwrap_or_default();
+    // The `Paginated` shape, written from the rendered items.
+    let mut body =
+        String::with_capacity(items.iter().map(|item| item.len() + 1).sum::<usize>() + 96);
+    body.push_str("{\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push_str("],\"next_cursor\":");
+    body.push_str(&serde_json::to_string(&next_cursor).map_err(anyhow::Error::from)?);
+    body.push('}');
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
+}
+
+/// Each slot of a list as JSON: `{start, end, local_start}`.
+fn render_slots(list: &SlotList) -> Result<Vec<Box<str>>, ApiError> {
+    list.slots
+        .iter()
+        .map(|slot| {
+            let view = SlotView {
+                start: slot.start,
+                end: slot.end,
+                local_start: local_rfc3339_in(list.timezone, slot.start),
+            };
+            serde_json::to_string(&view)
+                .map(String::into_boxed_str)
+                .map_err(|err| ApiError::from(anyhow::Error::from(err)))
+        })
+        .collect()
 }

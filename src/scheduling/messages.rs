@@ -1,11 +1,15 @@
 //! What REST handlers (and the registry) can ask of a tutor's actor.
 
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
 use actix::Message;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::TimeZone;
 use crate::domain::availability::AvailabilityRules;
-use crate::domain::slots::{Refusal, Slot};
+use crate::domain::slots::{Refusal, Slot, StartBounds};
 use crate::store::sessions::SessionRecord;
 
 /// Why the scheduler refused or failed a request.
@@ -55,11 +59,44 @@ pub struct QuerySlots {
     pub duration_minutes: Option<u32>,
 }
 
-/// Slots and the rules they were computed with (for local times).
+/// The answer to a [`QuerySlots`]: the slots of the range at any time, shared with every
+/// request that asks the same until the tutor's schedule changes, and the bounds that cut out
+/// the ones bookable now.
 #[derive(Debug, Clone)]
 pub struct SlotsAnswer {
+    pub list: Arc<SlotList>,
+    pub bounds: StartBounds,
+}
+
+impl SlotsAnswer {
+    /// Where the slots bookable now lie in `list.slots`.
+    pub fn bookable_range(&self) -> Range<usize> {
+        let slots = &self.list.slots;
+        let first = slots.partition_point(|slot| slot.start < self.bounds.earliest);
+        let end = slots.partition_point(|slot| slot.start <= self.bounds.latest);
+        first..end.max(first)
+    }
+
+    /// The slots bookable now, ascending.
+    pub fn bookable(&self) -> &[Slot] {
+        self.list
+            .slots
+            .get(self.bookable_range())
+            .unwrap_or_default()
+    }
+}
+
+/// Every slot of one range and duration that the rules and busy time allow, whatever the time
+/// (see [`crate::domain::slots::bookable_slots_within`]).
+#[derive(Debug)]
+pub struct SlotList {
+    /// Ascending by start.
     pub slots: Vec<Slot>,
-    pub rules: AvailabilityRules,
+    /// The tutor's zone, for local times.
+    pub timezone: TimeZone,
+    /// Each slot as the HTTP layer writes it, rendered by the first request that needs it and
+    /// kept as long as the list.
+    pub rendered: OnceLock<Vec<Box<str>>>,
 }
 
 /// Cancel a scheduled session of this tutor; its time is free again at once.

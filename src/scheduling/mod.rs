@@ -9,7 +9,7 @@ mod tutor;
 
 pub use messages::{
     ApplyEvent, Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule,
-    ScheduleError, SlotsAnswer, Snapshot, SnapshotAnswer,
+    ScheduleError, SlotList, SlotsAnswer, Snapshot, SnapshotAnswer,
 };
 pub use persister::Persister;
 pub use registry::Registry;

@@ -540,6 +540,46 @@ async fn a_booked_session_leaves_the_slots_until_it_is_cancelled() {
 }
 
 #[actix_web::test]
+async fn a_slot_list_asked_often_still_follows_every_change() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let morning = (on_day(2, 9, 0), on_day(2, 11, 30));
+    let every_half_hour = half_hours(morning.0, 5);
+    // Asked repeatedly, the actor keeps the list; each change must still show at once.
+    for _ in 0..3 {
+        assert_eq!(
+            starts_in(&app, tutor.id, morning, 60).await,
+            every_half_hour
+        );
+    }
+
+    let booked = app.book(&student, tutor.id, on_day(2, 10, 0), 60).await;
+    let session = booked.assert_status(201)["id"].clone();
+    let around = [at(on_day(2, 9, 0)), at(on_day(2, 11, 0))];
+    for _ in 0..3 {
+        assert_eq!(starts_in(&app, tutor.id, morning, 60).await, around);
+    }
+
+    let rules = all_day_with(json!({"weekly": every_day("10:00", "24:00")}));
+    replace_rules(&app, &tutor, &rules).await.assert_status(200);
+    for _ in 0..3 {
+        assert_eq!(
+            starts_in(&app, tutor.id, morning, 60).await,
+            [at(on_day(2, 11, 0))]
+        );
+    }
+
+    let cancel = format!("/sessions/{}/cancel", session.as_str().expect("an id"));
+    let cancelled = app.post(&cancel, Some(&student.token), &json!({})).await;
+    assert_eq!(cancelled.assert_status(200)["status"], "cancelled");
+    assert_eq!(
+        starts_in(&app, tutor.id, morning, 60).await,
+        half_hours(on_day(2, 10, 0), 3)
+    );
+}
+
+#[actix_web::test]
 async fn buffer_minutes_keep_neighbouring_starts_clear_of_a_session() {
     let app = spawn_app().await;
     let tutor = app

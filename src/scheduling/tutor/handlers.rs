@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::{TutorActor, db_failure, guarded, persist_failure};
 use crate::domain::availability::AvailabilityRules;
-use crate::domain::slots::{self, Interval, Refusal};
+use crate::domain::slots::{self, Interval, Refusal, StartBounds};
 use crate::realtime::events::{Change, TutorEvent};
 use crate::scheduling::messages::{
     ApplyEvent, Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule,
@@ -42,7 +42,7 @@ impl Handler<Book> for TutorActor {
         let persister = self.persister.clone();
         let written = async move { persister.insert(session).await }.into_actor(self);
         Box::pin(written.map(move |outcome, act, ctx| {
-            act.reservations.remove(&reservation);
+            act.release(reservation);
             match outcome.map_err(persist_failure)? {
                 Ok(booked) => {
                     let change = Change::Booked {
@@ -69,7 +69,7 @@ impl Handler<Book> for TutorActor {
                     "the booking was not made; retry shortly".to_owned(),
                 )),
                 Err(InsertRefusal::TutorInactive) => {
-                    act.active = false;
+                    act.set_active(false);
                     Err(ScheduleError::TutorNotFound)
                 }
             }
@@ -85,15 +85,13 @@ impl Handler<QuerySlots> for TutorActor {
         if !self.active {
             return Err(ScheduleError::TutorNotFound);
         }
-        let busy = self.busy(None);
-        let rules = &self.rules;
-        let minutes = msg.duration_minutes.unwrap_or(rules.min_duration_minutes());
-        let computed =
-            guarded(|| slots::bookable_slots(rules, &busy, Utc::now(), msg.from, msg.to, minutes))?;
-        let slots = computed.map_err(ScheduleError::Refused)?;
+        let minutes = msg
+            .duration_minutes
+            .unwrap_or(self.rules.min_duration_minutes());
+        let list = self.slot_list((msg.from, msg.to, minutes))?;
         Ok(SlotsAnswer {
-            slots,
-            rules: self.rules.clone(),
+            list,
+            bounds: StartBounds::at(&self.rules, Utc::now()),
         })
     }
 }
@@ -165,7 +163,7 @@ impl Handler<Reschedule> for TutorActor {
         }
         .into_actor(self);
         Box::pin(written.map(move |moved, act, ctx| {
-            act.reservations.remove(&reservation);
+            act.release(reservation);
             let moved = match moved.map_err(db_failure)? {
                 Ok(moved) => moved,
                 Err(RescheduleRefusal::NotScheduled) => return Err(ScheduleError::NotScheduled),
@@ -225,12 +223,12 @@ impl Handler<ReplaceRules> for TutorActor {
         .into_actor(self);
         Box::pin(written.map(|(stored, rules), act, ctx| {
             let Some(seq) = stored.map_err(db_failure)? else {
-                act.active = false;
+                act.set_active(false);
                 return Err(ScheduleError::TutorNotFound);
             };
             // Two replacements may finish out of order: the later commit wins.
             if seq > act.rules_seq {
-                act.rules = rules.clone();
+                act.set_rules(rules.clone());
                 act.rules_seq = seq;
             }
             let event = TutorEvent {
@@ -259,9 +257,9 @@ impl Handler<ApplyEvent> for TutorActor {
                 .into_actor(self)
                 .map(move |loaded, act, ctx| match loaded {
                     Ok(Some((active, rules))) => {
-                        act.active = active;
+                        act.set_active(active);
                         if event.seq > act.rules_seq {
-                            act.rules = rules;
+                            act.set_rules(rules);
                             act.rules_seq = event.seq;
                         }
                         act.record_event(event, ctx);
@@ -289,8 +287,8 @@ impl Handler<Changed> for TutorActor {
 
     fn handle(&mut self, msg: Changed, _ctx: &mut Self::Context) {
         match msg {
-            Changed::Deactivated => self.active = false,
-            Changed::Timezone(zone) => self.rules = self.rules.clone().with_timezone(zone),
+            Changed::Deactivated => self.set_active(false),
+            Changed::Timezone(zone) => self.set_rules(self.rules.clone().with_timezone(zone)),
             Changed::Released(ids) => {
                 for id in ids {
                     self.remove_session(id);

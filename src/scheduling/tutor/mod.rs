@@ -15,18 +15,19 @@ mod handlers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::messages::ScheduleError;
+use super::messages::{ScheduleError, SlotList};
 use super::persister::{PersistError, Persister};
 use super::registry::Registry;
 use crate::domain::availability::AvailabilityRules;
-use crate::domain::slots::{self, Interval};
+use crate::domain::slots::{self, Interval, StartBounds};
 use crate::realtime::Hub;
 use crate::realtime::events::{Change, TutorEvent};
 use crate::store::availability::{self, BUSY_LOOKBACK, TutorSchedule};
@@ -41,6 +42,12 @@ const GAP_PATIENCE: Duration = Duration::from_secs(2);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 
+/// Slot lists kept per actor, most recently used first.
+const SLOT_LISTS_KEPT: usize = 4;
+
+/// A slot query's range and duration.
+type SlotQuery = (DateTime<Utc>, DateTime<Utc>, u32);
+
 /// One tutor's schedule.
 pub struct TutorActor {
     tutor_id: Uuid,
@@ -53,6 +60,11 @@ pub struct TutorActor {
     next_reservation: u64,
     /// Busy time sorted by start, rebuilt lazily after a change.
     busy_cache: Option<Vec<Interval>>,
+    /// Slot lists computed since the last change, kept for queries asked more than once.
+    slot_lists: Vec<(SlotQuery, Arc<SlotList>)>,
+    /// The last slot query answered without keeping its list: asked again, its list is kept,
+    /// so a tutor whose slots are looked at once costs no memory for them.
+    last_slot_query: Option<SlotQuery>,
     /// Local changes made while a reload is in flight, replayed over what it loads.
     reload: Option<Vec<LocalChange>>,
     /// A refresh was asked for while a reload was in flight: reload again after it.
@@ -99,6 +111,8 @@ impl TutorActor {
             reservations: HashMap::new(),
             next_reservation: 0,
             busy_cache: None,
+            slot_lists: Vec::new(),
+            last_slot_query: None,
             reload: None,
             reload_again: false,
             last_used: Instant::now(),
@@ -124,12 +138,12 @@ impl TutorActor {
             .into_iter()
             .map(|(id, start, end)| (id, Interval { start, end }))
             .collect();
-        self.busy_cache = None;
+        self.schedule_changed();
     }
 
     fn add_session(&mut self, id: Uuid, interval: Interval) {
         self.sessions.insert(id, interval);
-        self.busy_cache = None;
+        self.schedule_changed();
         if let Some(log) = &mut self.reload {
             log.push(LocalChange::Added(id, interval));
         }
@@ -137,7 +151,7 @@ impl TutorActor {
 
     fn remove_session(&mut self, id: Uuid) {
         self.sessions.remove(&id);
-        self.busy_cache = None;
+        self.schedule_changed();
         if let Some(log) = &mut self.reload {
             log.push(LocalChange::Removed(id));
         }
@@ -178,7 +192,58 @@ impl TutorActor {
         let number = self.next_reservation;
         self.next_reservation += 1;
         self.reservations.insert(number, interval);
+        self.schedule_changed();
         number
+    }
+
+    fn release(&mut self, reservation: u64) {
+        if self.reservations.remove(&reservation).is_some() {
+            self.schedule_changed();
+        }
+    }
+
+    fn set_rules(&mut self, rules: AvailabilityRules) {
+        self.rules = rules;
+        self.schedule_changed();
+    }
+
+    fn set_active(&mut self, active: bool) {
+        self.active = active;
+        self.schedule_changed();
+    }
+
+    /// Every change to the rules, sessions, reservations or activity passes through here, so
+    /// nothing computed from the old picture is served again.
+    fn schedule_changed(&mut self) {
+        self.busy_cache = None;
+        self.slot_lists.clear();
+    }
+
+    /// The slots of `query` at any time: a kept list, or computed (and kept when asked twice in
+    /// a row).
+    fn slot_list(&mut self, query: SlotQuery) -> Result<Arc<SlotList>, ScheduleError> {
+        if let Some(i) = self.slot_lists.iter().position(|(kept, _)| *kept == query) {
+            let entry = self.slot_lists.remove(i);
+            let list = Arc::clone(&entry.1);
+            self.slot_lists.insert(0, entry);
+            return Ok(list);
+        }
+        let (from, to, minutes) = query;
+        let busy = self.busy(None);
+        let rules = &self.rules;
+        let any_time = StartBounds::ANY_TIME;
+        let computed =
+            guarded(|| slots::bookable_slots_within(rules, &busy, any_time, from, to, minutes))?;
+        let list = Arc::new(SlotList {
+            slots: computed.map_err(ScheduleError::Refused)?,
+            timezone: rules.timezone(),
+            rendered: OnceLock::new(),
+        });
+        if self.last_slot_query.replace(query) == Some(query) {
+            self.slot_lists.truncate(SLOT_LISTS_KEPT - 1);
+            self.slot_lists.insert(0, (query, Arc::clone(&list)));
+        }
+        Ok(list)
     }
 
     fn touch(&mut self) {
@@ -220,8 +285,8 @@ impl TutorActor {
                 let log = act.reload.take().unwrap_or_default();
                 match loaded {
                     Ok(Some(schedule)) => {
-                        act.active = schedule.active;
-                        act.rules = schedule.rules;
+                        act.set_active(schedule.active);
+                        act.set_rules(schedule.rules);
                         act.replace_sessions(schedule.busy);
                         // Memory now reflects event `schedule.seq`; subscribers start over from a
                         // snapshot of it.
@@ -345,6 +410,10 @@ impl Actor for TutorActor {
         // Bounded mailbox: callers wait (asynchronously) rather than queue without limit.
         ctx.set_mailbox_capacity(1024);
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
+            if act.last_used.elapsed() > IDLE_CHECK {
+                act.slot_lists.clear();
+                act.last_slot_query = None;
+            }
             if act.last_used.elapsed() > IDLE_TIMEOUT
                 && act.reservations.is_empty()
                 && !act.hub.has_tutor_subscribers(act.tutor_id)
