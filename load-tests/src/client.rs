@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use chrono::{DateTime, DurationRound as _, Utc};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
@@ -40,16 +41,17 @@ impl Api {
         format!("{}{path}", self.base_url)
     }
 
-    /// Sends a request and returns its status, body and latency; a transport error is status 0.
-    pub async fn timed(&self, request: reqwest::RequestBuilder) -> (u16, Value, Duration) {
+    /// Sends a request and returns its status, body and latency (up to the body's last byte);
+    /// a transport error is status 0.
+    pub async fn timed(&self, request: reqwest::RequestBuilder) -> (u16, Body, Duration) {
         let started = Instant::now();
         match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let body = response.json::<Value>().await.unwrap_or(Value::Null);
-                (status, body, started.elapsed())
+                let body = response.bytes().await.unwrap_or_default();
+                (status, Body(body), started.elapsed())
             }
-            Err(_) => (0, Value::Null, started.elapsed()),
+            Err(_) => (0, Body::default(), started.elapsed()),
         }
     }
 
@@ -164,7 +166,7 @@ impl Api {
         tutor_id: &str,
         start: DateTime<Utc>,
         minutes: u32,
-    ) -> (u16, Value, Duration) {
+    ) -> (u16, Body, Duration) {
         self.timed(
             self.http
                 .post(self.url("/sessions"))
@@ -176,6 +178,18 @@ impl Api {
                 })),
         )
         .await
+    }
+}
+
+/// An answer's body, read in full but parsed only when asked: parsing every answer would cost
+/// the load generator, on the same cores, more than the server spends producing it.
+#[derive(Debug, Default)]
+pub struct Body(Bytes);
+
+impl Body {
+    /// The body as JSON; `null` when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.0).unwrap_or(Value::Null)
     }
 }
 

@@ -30,11 +30,14 @@ pub struct Options {
     pub clients: usize,
     /// How many tutors to seed, where the scenario seeds many.
     pub tutors: Option<usize>,
+    /// The page size to ask for, where the scenario reads a list (`slots`); `None`: the API's
+    /// default.
+    pub limit: Option<u32>,
     pub out: Option<PathBuf>,
 }
 
-const USAGE: &str =
-    "usage: load-tests <logins> [--base-url URL] [--duration 20s] [--clients N] [--out FILE]";
+const USAGE: &str = "usage: load-tests <storm|open|contended|slots|live|mixed|idle|tutors|logins> \
+     [--base-url URL] [--duration 20s] [--clients N] [--tutors N] [--limit N] [--out FILE]";
 
 fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
     let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
@@ -57,6 +60,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
         duration: Duration::from_secs(20),
         clients: 64,
         tutors: None,
+        limit: None,
         out: None,
     };
     while let Some(flag) = args.next() {
@@ -68,6 +72,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
             "--duration" => options.duration = parse_duration(&value)?,
             "--clients" => options.clients = value.parse().context("--clients takes a number")?,
             "--tutors" => options.tutors = Some(value.parse().context("--tutors takes a number")?),
+            "--limit" => options.limit = Some(value.parse().context("--limit takes a number")?),
             "--out" => options.out = Some(PathBuf::from(value)),
             _ => bail!("unknown flag {flag}; {USAGE}"),
         }

@@ -23,7 +23,9 @@ use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::error::{ApiError, PROBLEM_JSON};
 
-/// Registers every route.
+/// Registers every route. Paths with `{id}` segments live in scopes: the router matches such a
+/// pattern with a regular expression, and a scope's static prefix keeps every other request from
+/// paying for it.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     auth::configure(cfg);

@@ -18,9 +18,12 @@ use crate::store::reviews::{self, ReviewError, ReviewRecord};
 const MAX_COMMENT_CHARS: usize = 2000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/reviews").route(web::post().to(create_review)))
-        .service(web::resource("/reviews/session/{id}").route(web::get().to(session_reviews)))
-        .service(web::resource("/reviews/tutor/{id}").route(web::get().to(tutor_reviews)));
+    cfg.service(
+        web::scope("/reviews")
+            .service(web::resource("").route(web::post().to(create_review)))
+            .service(web::resource("/session/{id}").route(web::get().to(session_reviews)))
+            .service(web::resource("/tutor/{id}").route(web::get().to(tutor_reviews))),
+    );
 }
 
 /// A review: `{id, session_id, student_id, tutor_id, rating, comment, created_at}`.

@@ -23,12 +23,15 @@ const DEFAULT_DURATION_MINUTES: u32 = 60;
 const IDEMPOTENCY_SCOPE: &str = "POST /sessions";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/sessions").route(web::post().to(book)))
-        .service(web::resource("/sessions/user/{id}").route(web::get().to(list_for_user)))
-        .service(web::resource("/sessions/{id}").route(web::get().to(get_session)))
-        .service(web::resource("/sessions/{id}/cancel").route(web::post().to(cancel)))
-        .service(web::resource("/sessions/{id}/complete").route(web::post().to(complete)))
-        .service(web::resource("/sessions/{id}/reschedule").route(web::post().to(reschedule)));
+    cfg.service(
+        web::scope("/sessions")
+            .service(web::resource("").route(web::post().to(book)))
+            .service(web::resource("/user/{id}").route(web::get().to(list_for_user)))
+            .service(web::resource("/{id}").route(web::get().to(get_session)))
+            .service(web::resource("/{id}/cancel").route(web::post().to(cancel)))
+            .service(web::resource("/{id}/complete").route(web::post().to(complete)))
+            .service(web::resource("/{id}/reschedule").route(web::post().to(reschedule))),
+    );
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,13 +25,15 @@ const MAX_RANGE: TimeDelta = TimeDelta::days(31);
 const MAX_SCANNED: usize = 500;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/tutors").route(web::get().to(list_tutors)))
-        .service(
-            web::resource("/tutors/me/availability").route(web::put().to(replace_availability)),
-        )
-        .service(web::resource("/tutors/{id}").route(web::get().to(get_tutor)))
-        .service(web::resource("/tutors/{id}/availability").route(web::get().to(get_availability)))
-        .service(web::resource("/tutors/{id}/slots").route(web::get().to(get_slots)));
+    // A scope, so other paths never reach these patterns; the busiest one is tried first.
+    cfg.service(
+        web::scope("/tutors")
+            .service(web::resource("/{id}/slots").route(web::get().to(get_slots)))
+            .service(web::resource("").route(web::get().to(list_tutors)))
+            .service(web::resource("/me/availability").route(web::put().to(replace_availability)))
+            .service(web::resource("/{id}").route(web::get().to(get_tutor)))
+            .service(web::resource("/{id}/availability").route(web::get().to(get_availability))),
+    );
 }
 
 fn tutor_not_found() -> ApiError {

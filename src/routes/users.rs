@@ -17,9 +17,11 @@ use crate::store::login_failures::{self, Attempt};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/user/{id}")
-            .route(web::get().to(get_user))
-            .route(web::put().to(update_user)),
+        web::scope("/user").service(
+            web::resource("/{id}")
+                .route(web::get().to(get_user))
+                .route(web::put().to(update_user)),
+        ),
     );
 }
 

@@ -22,7 +22,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         let (status, body, _) = api
             .book(&owner, &tutor.id, base + chrono::TimeDelta::hours(hour), 60)
             .await;
-        anyhow::ensure!(status == 201, "seeding a booking answered {status}: {body}");
+        anyhow::ensure!(
+            status == 201,
+            "seeding a booking answered {status}: {}",
+            body.json()
+        );
     }
     let students = Arc::new(
         seed(options.clients, 32, |i| {

@@ -98,7 +98,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         let (status, body, took) = api.book(&student, &tutor.id, start, 30).await;
         bookings.record(status, took);
         if status == 201
-            && let Some(at) = body["scheduled_at"].as_str()
+            && let Some(at) = body.json()["scheduled_at"].as_str()
             && let Ok(mut acknowledged) = acknowledged.lock()
         {
             acknowledged.insert(at.to_owned(), Instant::now());

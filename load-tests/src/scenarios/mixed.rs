@@ -88,7 +88,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                             )))
                             .bearer_auth(&student.token);
                         let (_, body, _) = api.timed(list).await;
-                        match body["items"][0]["id"].as_str() {
+                        match body.json()["items"][0]["id"].as_str() {
                             Some(id) => {
                                 let cancel = api
                                     .http

@@ -21,8 +21,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .await?,
     );
     let from = tomorrow_on_the_hour();
+    let limit = options
+        .limit
+        .map(|limit| format!("&limit={limit}"))
+        .unwrap_or_default();
     let query = format!(
-        "?from={}&to={}&duration_minutes=60&limit=200",
+        "?from={}&to={}&duration_minutes=60{limit}",
         from.to_rfc3339_opts(SecondsFormat::Secs, true),
         (from + TimeDelta::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true),
     );
@@ -42,5 +46,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .series
         .push(series.summarize("slots", elapsed, &[200]));
     report.note("tutors", tutor_count);
+    report.note(
+        "limit",
+        options
+            .limit
+            .map_or("default (50)".to_owned(), |l| l.to_string()),
+    );
     Ok(report)
 }

@@ -65,7 +65,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         "listing the tutor's sessions answered {status}"
     );
     let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
-    for session in body["items"].as_array().into_iter().flatten() {
+    for session in body.json()["items"].as_array().into_iter().flatten() {
         *per_slot
             .entry(
                 session["scheduled_at"]

@@ -34,7 +34,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                 let (status, body, took) = api.timed(request).await;
                 (
                     status,
-                    body["id"].as_str().unwrap_or_default().to_owned(),
+                    body.json()["id"].as_str().unwrap_or_default().to_owned(),
                     took,
                 )
             }
