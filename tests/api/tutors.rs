@@ -514,33 +514,7 @@ async fn slots_respect_the_minimum_notice_and_the_horizon() {
 }
 
 #[actix_web::test]
-async fn a_booked_session_leaves_the_slots_until_it_is_cancelled() {
-    let app = spawn_app().await;
-    let tutor = app.tutor_with_rules(&all_day_rules()).await;
-    let student = app.student().await;
-    let morning = (on_day(2, 9, 0), on_day(2, 11, 30));
-    let every_half_hour = half_hours(morning.0, 5);
-    assert_eq!(
-        starts_in(&app, tutor.id, morning, 60).await,
-        every_half_hour
-    );
-
-    let booked = app.book(&student, tutor.id, on_day(2, 10, 0), 60).await;
-    let session = booked.assert_status(201)["id"].clone();
-    let around = [at(on_day(2, 9, 0)), at(on_day(2, 11, 0))];
-    assert_eq!(starts_in(&app, tutor.id, morning, 60).await, around);
-
-    let cancel = format!("/sessions/{}/cancel", session.as_str().expect("an id"));
-    let cancelled = app.post(&cancel, Some(&student.token), &json!({})).await;
-    assert_eq!(cancelled.assert_status(200)["status"], "cancelled");
-    assert_eq!(
-        starts_in(&app, tutor.id, morning, 60).await,
-        every_half_hour
-    );
-}
-
-#[actix_web::test]
-async fn a_slot_list_asked_often_still_follows_every_change() {
+async fn slots_follow_bookings_rules_and_cancellations_at_once_even_when_asked_often() {
     let app = spawn_app().await;
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
     let student = app.student().await;
