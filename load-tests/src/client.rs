@@ -8,14 +8,19 @@ use chrono::{DateTime, DurationRound as _, Utc};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
+use crate::http1::{self, Request};
+
 /// The password of every seeded account.
 pub const PASSWORD: &str = "load-test-password";
 
-/// A client of one server.
+/// A client of one server: `reqwest` for seeding and checks, and the requests the measured
+/// phase sends on its own lean connections (see `http1.rs`).
 #[derive(Clone)]
 pub struct Api {
     pub http: reqwest::Client,
     pub base_url: String,
+    /// `host:port`, where the measured phase connects.
+    pub address: String,
 }
 
 /// A seeded account.
@@ -34,6 +39,7 @@ impl Api {
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            address: http1::authority(base_url)?,
         })
     }
 
@@ -159,7 +165,34 @@ impl Api {
         Ok(tutor)
     }
 
-    /// Books `[start, start + minutes)`; returns status and latency.
+    /// A `GET` of `path`, with a bearer token when given, for a lean connection.
+    pub fn get(&self, path: &str, bearer: Option<&str>) -> Request {
+        Request::new("GET", path, &self.address, bearer)
+    }
+
+    /// A `POST` of `body` to `path` as `account`, for a lean connection.
+    pub fn post(&self, path: &str, account: Option<&Account>, body: &Value) -> Request {
+        let bearer = account.map(|a| a.token.as_str());
+        Request::json("POST", path, &self.address, bearer, body)
+    }
+
+    /// The booking of `[start, start + minutes)` for `student`, for a lean connection.
+    pub fn booking(
+        &self,
+        student: &Account,
+        tutor_id: &str,
+        start: DateTime<Utc>,
+        minutes: u32,
+    ) -> Request {
+        self.post(
+            "/sessions",
+            Some(student),
+            &booking_body(tutor_id, start, minutes),
+        )
+    }
+
+    /// Books `[start, start + minutes)` through `reqwest` (seeding, and the `live` booker);
+    /// returns status, body and latency.
     pub async fn book(
         &self,
         student: &Account,
@@ -171,14 +204,18 @@ impl Api {
             self.http
                 .post(self.url("/sessions"))
                 .bearer_auth(&student.token)
-                .json(&json!({
-                    "tutor_id": tutor_id,
-                    "scheduled_at": start.to_rfc3339(),
-                    "duration_minutes": minutes,
-                })),
+                .json(&booking_body(tutor_id, start, minutes)),
         )
         .await
     }
+}
+
+fn booking_body(tutor_id: &str, start: DateTime<Utc>, minutes: u32) -> Value {
+    json!({
+        "tutor_id": tutor_id,
+        "scheduled_at": start.to_rfc3339(),
+        "duration_minutes": minutes,
+    })
 }
 
 /// An answer's body, read in full but parsed only when asked: parsing every answer would cost

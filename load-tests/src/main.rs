@@ -13,6 +13,7 @@
 #![allow(clippy::print_stdout)]
 
 mod client;
+mod http1;
 mod scenarios;
 mod stats;
 

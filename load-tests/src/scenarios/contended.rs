@@ -36,18 +36,19 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     );
 
     let driver_api = api.clone();
-    let (series, elapsed) = drive(options.clients, options.duration, move |client, n| {
-        let (api, tutor, students) = (
-            driver_api.clone(),
-            Arc::clone(&tutor),
-            Arc::clone(&students),
-        );
-        async move {
+    let (series, elapsed) = drive(
+        &api.address,
+        options.clients,
+        options.duration,
+        move |mut conn, client, n| {
             let start = base + chrono::TimeDelta::minutes(30 * (n as i64 % 8));
-            let (status, _, latency) = api.book(&students[client], &tutor.id, start, 30).await;
-            (status, latency)
-        }
-    })
+            let booking = driver_api.booking(&students[client], &tutor.id, start, 30);
+            async move {
+                let response = conn.send(&booking).await;
+                (conn, response)
+            }
+        },
+    )
     .await?;
     let mut report = Report::new("contended", options, elapsed);
     report

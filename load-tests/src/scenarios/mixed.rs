@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::Options;
 use crate::client::{Api, PASSWORD, seed, tomorrow_on_the_hour};
-use crate::scenarios::drive_series;
+use crate::scenarios::{Outcome, drive_series};
 use crate::stats::Report;
 
 /// The request kinds, in the order of their rows.
@@ -45,71 +45,57 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let driver_api = api.clone();
     let (series, elapsed) = drive_series(
+        &api.address,
         options.clients,
         options.duration,
         KINDS.len(),
-        move |client, n| {
-            let (api, tutors, students) = (
-                driver_api.clone(),
-                Arc::clone(&tutors),
-                Arc::clone(&students),
-            );
+        move |mut conn, client, n| {
+            let api = driver_api.clone();
+            let (tutors, students) = (Arc::clone(&tutors), Arc::clone(&students));
             let (from, to) = (from.clone(), to.clone());
             async move {
                 let (email, student) = &students[client];
                 let tutor = &tutors[rand::rng().random_range(0..tutors.len())];
-                match n % 10 {
-                    0..=2 => {
-                        let (status, _, took) =
-                            api.timed(api.http.get(api.url("/tutors?limit=20"))).await;
-                        (0, status, took)
-                    }
+                let outcome = match n % 10 {
+                    0..=2 => Outcome::of(0, &conn.send(&api.get("/tutors?limit=20", None)).await),
                     3..=5 => {
-                        let url = api.url(&format!(
-                            "/tutors/{}/slots?from={from}&to={to}&limit=20",
-                            tutor.id
-                        ));
-                        let (status, _, took) = api.timed(api.http.get(url)).await;
-                        (1, status, took)
+                        let path =
+                            format!("/tutors/{}/slots?from={from}&to={to}&limit=20", tutor.id);
+                        Outcome::of(1, &conn.send(&api.get(&path, None)).await)
                     }
                     6..=7 => {
                         // A random half hour of the coming week: taken ones answer 409, as in life.
                         let start = base
                             + chrono::TimeDelta::minutes(30 * rand::rng().random_range(0..336));
-                        let (status, _, took) = api.book(student, &tutor.id, start, 30).await;
-                        (2, status, took)
+                        let booking = api.booking(student, &tutor.id, start, 30);
+                        Outcome::of(2, &conn.send(&booking).await)
                     }
                     8 => {
-                        let list = api
-                            .http
-                            .get(api.url(&format!(
-                                "/sessions/user/{}?status=scheduled&limit=1",
-                                student.id
-                            )))
-                            .bearer_auth(&student.token);
-                        let (_, body, _) = api.timed(list).await;
-                        match body.json()["items"][0]["id"].as_str() {
+                        let path =
+                            format!("/sessions/user/{}?status=scheduled&limit=1", student.id);
+                        let listed = conn.send(&api.get(&path, Some(&student.token))).await;
+                        match listed.json()["items"][0]["id"].as_str() {
                             Some(id) => {
-                                let cancel = api
-                                    .http
-                                    .post(api.url(&format!("/sessions/{id}/cancel")))
-                                    .bearer_auth(&student.token)
-                                    .json(&json!({"reason": "soak"}));
-                                let (status, _, took) = api.timed(cancel).await;
-                                (3, status, took)
+                                let cancel = api.post(
+                                    &format!("/sessions/{id}/cancel"),
+                                    Some(student),
+                                    &json!({"reason": "soak"}),
+                                );
+                                Outcome::of(3, &conn.send(&cancel).await)
                             }
-                            None => (3, 204, std::time::Duration::ZERO),
+                            None => Outcome {
+                                kind: 3,
+                                status: 204,
+                                latency: std::time::Duration::ZERO,
+                            },
                         }
                     }
                     _ => {
-                        let login = api
-                            .http
-                            .post(api.url("/auth/login"))
-                            .json(&json!({"email": email, "password": PASSWORD}));
-                        let (status, _, took) = api.timed(login).await;
-                        (4, status, took)
+                        let body = json!({"email": email, "password": PASSWORD});
+                        Outcome::of(4, &conn.send(&api.post("/auth/login", None, &body)).await)
                     }
-                }
+                };
+                (conn, outcome)
             }
         },
     )

@@ -13,68 +13,80 @@ pub mod tutors;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::http1::{Conn, Response};
 use crate::stats::Series;
 
-/// Runs `clients` tasks until `duration` has passed; each calls `request(client, n)` back to back
-/// (`n` counts that client's requests) and records what it returns. Returns the merged series
-/// and the time the run really took.
+/// One request of a run: the series it counts in, its status and its latency.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub kind: usize,
+    pub status: u16,
+    pub latency: Duration,
+}
+
+impl Outcome {
+    /// A response, counted in series `kind`.
+    pub fn of(kind: usize, response: &Response) -> Self {
+        Self {
+            kind,
+            status: response.status,
+            latency: response.latency,
+        }
+    }
+}
+
+/// Runs `clients` tasks until `duration` has passed, each with its own keep-alive connection to
+/// `address`. Each calls `request(conn, client, n)` back to back (`n` counts that client's
+/// requests), which gives the connection back with the response; every response is recorded.
+/// Returns the series and the time the run really took.
 pub async fn drive<F, Fut>(
+    address: &str,
     clients: usize,
     duration: Duration,
     request: F,
 ) -> anyhow::Result<(Series, Duration)>
 where
-    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = (u16, Duration)> + Send,
+    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (Conn, Response)> + Send,
 {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|client| {
-            let request = request.clone();
-            tokio::spawn(async move {
-                let mut series = Series::default();
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    let (status, latency) = request(client, n).await;
-                    series.record(status, latency);
-                    n += 1;
-                }
-                series
-            })
-        })
-        .collect();
-    let mut merged = Series::default();
-    for task in tasks {
-        merged.merge(task.await?);
-    }
-    Ok((merged, started.elapsed()))
+    let (mut series, elapsed) = drive_series(address, clients, duration, 1, move |conn, c, n| {
+        let request = request.clone();
+        async move {
+            let (conn, response) = request(conn, c, n).await;
+            (conn, Outcome::of(0, &response))
+        }
+    })
+    .await?;
+    Ok((series.pop().unwrap_or_default(), elapsed))
 }
 
-/// Like [`drive`], for requests of several kinds: `request` returns the kind's index with the
-/// status and latency, and each kind gets its own series.
+/// Like [`drive`], for requests of several kinds: each step reports the kind it was, and each
+/// kind gets its own series.
 pub async fn drive_series<F, Fut>(
+    address: &str,
     clients: usize,
     duration: Duration,
     kinds: usize,
     request: F,
 ) -> anyhow::Result<(Vec<Series>, Duration)>
 where
-    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = (usize, u16, Duration)> + Send,
+    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (Conn, Outcome)> + Send,
 {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
             let request = request.clone();
+            let mut conn = Conn::new(address);
             tokio::spawn(async move {
                 let mut series = vec![Series::default(); kinds];
                 let mut n = 0;
                 while Instant::now() < deadline {
-                    let (kind, status, latency) = request(client, n).await;
-                    if let Some(s) = series.get_mut(kind) {
-                        s.record(status, latency);
+                    let (returned, outcome) = request(conn, client, n).await;
+                    conn = returned;
+                    if let Some(s) = series.get_mut(outcome.kind) {
+                        s.record(outcome.status, outcome.latency);
                     }
                     n += 1;
                 }

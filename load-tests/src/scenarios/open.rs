@@ -34,21 +34,22 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let clients = options.clients;
 
     let driver_api = api.clone();
-    let (series, elapsed) = drive(clients, options.duration, move |client, n| {
-        let (api, tutors, students) = (
-            driver_api.clone(),
-            Arc::clone(&tutors),
-            Arc::clone(&students),
-        );
-        async move {
+    let (series, elapsed) = drive(
+        &api.address,
+        clients,
+        options.duration,
+        move |mut conn, client, n| {
             // Tutors client, client + clients, client + 2·clients, …: none shared with others.
             let own = (tutors.len() - client - 1) / clients + 1;
             let tutor = &tutors[client + clients * (n as usize % own)];
             let start = base + TimeDelta::minutes(30 * n as i64);
-            let (status, _, latency) = api.book(&students[client], &tutor.id, start, 30).await;
-            (status, latency)
-        }
-    })
+            let booking = driver_api.booking(&students[client], &tutor.id, start, 30);
+            async move {
+                let response = conn.send(&booking).await;
+                (conn, response)
+            }
+        },
+    )
     .await?;
     let mut report = Report::new("open", options, elapsed);
     report

@@ -31,15 +31,19 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         (from + TimeDelta::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true),
     );
     let driver_api = api.clone();
-    let (series, elapsed) = drive(options.clients, options.duration, move |client, n| {
-        let (api, tutors, query) = (driver_api.clone(), Arc::clone(&tutors), query.clone());
-        async move {
+    let (series, elapsed) = drive(
+        &api.address,
+        options.clients,
+        options.duration,
+        move |mut conn, client, n| {
             let tutor = &tutors[(client + n as usize * 7) % tutors.len()];
-            let url = api.url(&format!("/tutors/{}/slots{query}", tutor.id));
-            let (status, _, latency) = api.timed(api.http.get(url)).await;
-            (status, latency)
-        }
-    })
+            let get = driver_api.get(&format!("/tutors/{}/slots{query}", tutor.id), None);
+            async move {
+                let response = conn.send(&get).await;
+                (conn, response)
+            }
+        },
+    )
     .await?;
     let mut report = Report::new("slots", options, elapsed);
     report

@@ -9,6 +9,7 @@ use anyhow::ensure;
 
 use crate::Options;
 use crate::client::{Api, seed, tomorrow_on_the_hour};
+use crate::http1::Conn;
 use crate::stats::{Report, Series};
 
 const SLOTS: i64 = 10;
@@ -26,23 +27,36 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .map(|i| base + chrono::TimeDelta::hours(i))
         .collect();
 
-    let started = std::time::Instant::now();
+    // Every client opens its connection first, then all start at the same instant: the storm
+    // hits the server at once rather than as connections happen to be accepted.
+    let start_line = Arc::new(tokio::sync::Barrier::new(students.len() + 1));
     let tasks: Vec<_> = students
         .into_iter()
         .enumerate()
         .map(|(client, student)| {
             let (api, tutor, starts) = (api.clone(), Arc::clone(&tutor), starts.clone());
+            let start_line = Arc::clone(&start_line);
             tokio::spawn(async move {
+                let mut conn = Conn::new(&api.address);
+                let warm = conn.send(&api.get("/health", None)).await;
+                start_line.wait().await;
                 let mut series = Series::default();
+                if warm.status != 200 {
+                    series.record(warm.status, warm.latency);
+                    return series;
+                }
                 for k in 0..starts.len() {
                     let start = starts[(client + k) % starts.len()];
-                    let (status, _, latency) = api.book(&student, &tutor.id, start, 60).await;
-                    series.record(status, latency);
+                    let booking = api.booking(&student, &tutor.id, start, 60);
+                    let response = conn.send(&booking).await;
+                    series.record(response.status, response.latency);
                 }
                 series
             })
         })
         .collect();
+    start_line.wait().await;
+    let started = std::time::Instant::now();
     let mut series = Series::default();
     for task in tasks {
         series.merge(task.await?);
