@@ -167,6 +167,9 @@ impl Application {
                 .default_service(web::to(routes::unknown_route))
         })
         .on_connect(bound_send_buffer)
+        // Answers and live pushes are small writes that must leave at once, not wait for the
+        // peer's acknowledgement of the previous one (Nagle's algorithm).
+        .tcp_nodelay(true)
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         // Signals are handled below, so live connections can be told first.
         .disable_signals()
