@@ -91,7 +91,7 @@ async fn book(
     };
 
     let Some(key) = key else {
-        let record = scheduler.ask(body.tutor_id, book(Uuid::now_v7())).await??;
+        let record = scheduler.book(body.tutor_id, book(Uuid::now_v7())).await?;
         return Ok(created(&record));
     };
     let fingerprint = format!("{}|{}|{minutes}", body.tutor_id, start.to_rfc3339());
@@ -123,9 +123,9 @@ async fn book(
             }
             Claim::Run { resource_id } => resource_id,
         };
-    match scheduler.ask(body.tutor_id, book(session_id)).await {
-        Ok(Ok(record)) => remember(&db, student.id(), &key, &record).await,
-        Ok(Err(err)) | Err(err) => {
+    match scheduler.book(body.tutor_id, book(session_id)).await {
+        Ok(record) => remember(&db, student.id(), &key, &record).await,
+        Err(err) => {
             // A definite refusal booked nothing: a retry with this key may run again. Anything
             // else (a timeout, the database away) may still commit: the key stays held until its
             // lease ends, and a retry then finds the booking if it was made.

@@ -156,15 +156,14 @@ async fn list_tutors(
                 to,
                 duration_minutes: None,
             };
-            let free = match scheduler.ask(account.id, query).await {
-                Ok(Ok(answer)) => !answer.bookable().is_empty(),
-                Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => false,
-                Ok(Err(ScheduleError::Unavailable(message)))
-                | Err(ScheduleError::Unavailable(message)) => {
+            let free = match scheduler.slots(account.id, query).await {
+                Ok(answer) => !answer.bookable().is_empty(),
+                Err(ScheduleError::TutorNotFound) => false,
+                Err(ScheduleError::Unavailable(message)) => {
                     return Err(ApiError::Unavailable(anyhow::anyhow!(message)));
                 }
                 // One tutor's broken schedule must not hide the whole catalogue.
-                Ok(Err(err)) | Err(err) => {
+                Err(err) => {
                     tracing::error!(tutor = %account.id, error = %err, "skipping a tutor in the catalogue");
                     false
                 }
@@ -247,7 +246,8 @@ struct SlotParams {
 
 /// `GET /tutors/{id}/slots`: bookable starts in `[from, to)`, answered from the tutor's actor
 /// without a database query (once the actor is active). The actor keeps the list of a range
-/// asked often, and each slot's JSON is rendered once per list, so a popular week costs a copy.
+/// asked often and publishes it in its view, where later requests read it without a message to
+/// the actor; each slot's JSON is rendered once per list, so a popular week costs a copy.
 async fn get_slots(
     scheduler: web::Data<Registry>,
     id: web::Path<Uuid>,
@@ -275,7 +275,7 @@ async fn get_slots(
     let ((from, to), minutes) = errors.finish(range.zip(minutes))?;
     let page = Page::parse(&params.page)?;
     let answer = scheduler
-        .ask(
+        .slots(
             *id,
             QuerySlots {
                 from,
@@ -283,7 +283,7 @@ async fn get_slots(
                 duration_minutes: minutes,
             },
         )
-        .await??;
+        .await?;
 
     let bookable = answer.bookable_range();
     let slots = answer.list.slots.get(bookable.clone()).unwrap_or_default();

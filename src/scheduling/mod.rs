@@ -6,6 +6,7 @@ pub mod messages;
 mod persister;
 mod registry;
 mod tutor;
+pub mod view;
 
 pub use messages::{
     ApplyEvent, Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule,

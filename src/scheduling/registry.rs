@@ -3,22 +3,28 @@
 //! core), chosen by tutor. Acts as the actors' supervisor: an actor that stopped (idle, or
 //! failed) is forgotten, and the next request starts a fresh one with its state reloaded,
 //! without touching other tutors.
+//!
+//! Requests that only read a running actor's schedule (kept slot lists, bookings its view already
+//! refuses) are answered from the view it publishes, on the caller's thread (see `view.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::messages::{ApplyEvent, Refresh, ScheduleError};
+use super::messages::{ApplyEvent, Book, QuerySlots, Refresh, ScheduleError, SlotsAnswer};
 use super::persister::Persister;
 use super::tutor::TutorActor;
+use super::view::{TutorView, ViewCell};
 use crate::realtime::Hub;
 use crate::realtime::events::TutorEvent;
 use crate::store::availability;
+use crate::store::sessions::SessionRecord;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
@@ -30,7 +36,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const ASK_TIMEOUT: Duration = Duration::from_secs(15);
 const SHARDS: usize = 64;
 
-type Cell = Arc<OnceCell<Addr<TutorActor>>>;
+/// A running actor and where it publishes its view.
+#[derive(Clone)]
+struct Running {
+    addr: Addr<TutorActor>,
+    view: Arc<ViewCell>,
+}
+
+type Cell = Arc<OnceCell<Running>>;
 
 /// The tutor actors of this process.
 #[derive(Clone)]
@@ -77,6 +90,10 @@ impl Registry {
 
     /// The running actor of a tutor, activating it when needed.
     async fn actor(&self, tutor_id: Uuid) -> Result<Addr<TutorActor>, ScheduleError> {
+        self.running(tutor_id).await.map(|running| running.addr)
+    }
+
+    async fn running(&self, tutor_id: Uuid) -> Result<Running, ScheduleError> {
         let cell = self.cell(tutor_id);
         let activated = cell
             .get_or_try_init(|| async {
@@ -102,13 +119,14 @@ impl Registry {
                     self.clone(),
                     self.inner.hub.clone(),
                 );
-                Ok(TutorActor::start_in_arbiter(arbiter, move |_| {
-                    TutorActor::new(tutor_id, schedule, pool, persister, registry, hub)
-                }))
+                let actor = TutorActor::new(tutor_id, schedule, pool, persister, registry, hub);
+                let view = actor.view();
+                let addr = TutorActor::start_in_arbiter(arbiter, move |_| actor);
+                Ok(Running { addr, view })
             })
             .await;
         match activated {
-            Ok(addr) => Ok(addr.clone()),
+            Ok(running) => Ok(running.clone()),
             Err(err) => {
                 // Do not keep an entry for a tutor that could not be activated.
                 self.forget_cell(tutor_id, &cell);
@@ -141,6 +159,43 @@ impl Registry {
         ))
     }
 
+    /// The latest view of a tutor's actor, when one is running and alive; never activates one.
+    fn view(&self, tutor_id: Uuid) -> Option<Arc<TutorView>> {
+        let view = {
+            let shard = lock(self.shard(tutor_id));
+            let running = shard.get(&tutor_id)?.get()?;
+            // A dead actor's view is stale for good: only the actor (restarted by `ask`) may
+            // answer.
+            running
+                .addr
+                .connected()
+                .then(|| Arc::clone(&running.view))?
+        };
+        Some(view.read())
+    }
+
+    /// Books through the tutor's actor, unless its view already refuses the booking.
+    pub async fn book(&self, tutor_id: Uuid, book: Book) -> Result<SessionRecord, ScheduleError> {
+        if let Some(view) = self.view(tutor_id) {
+            view.precheck(book.start, book.duration_minutes, Utc::now())?;
+        }
+        self.ask(tutor_id, book).await?
+    }
+
+    /// Bookable slots, from the tutor's view when it keeps the list, else from its actor.
+    pub async fn slots(
+        &self,
+        tutor_id: Uuid,
+        query: QuerySlots,
+    ) -> Result<SlotsAnswer, ScheduleError> {
+        if let Some(answered) = self.view(tutor_id).and_then(|view| {
+            view.kept_slots(query.from, query.to, query.duration_minutes, Utc::now())
+        }) {
+            return answered;
+        }
+        self.ask(tutor_id, query).await?
+    }
+
     /// Tells a tutor's actor, if it is running (or starting), and waits until it has taken the
     /// message in. An actor that is not running needs no telling: it loads fresh state when it
     /// starts.
@@ -159,9 +214,9 @@ impl Registry {
         let Some(cell) = cell else { return };
         // A start in progress may have loaded the state before the change: wait for it.
         let Ok(addr) = cell
-            .get_or_try_init(|| async { Err::<Addr<TutorActor>, ()>(()) })
+            .get_or_try_init(|| async { Err::<Running, ()>(()) })
             .await
-            .cloned()
+            .map(|running| running.addr.clone())
         else {
             return;
         };
@@ -180,7 +235,7 @@ impl Registry {
         if shard
             .get(&tutor_id)
             .and_then(|cell| cell.get())
-            .is_some_and(|current| current == addr)
+            .is_some_and(|current| current.addr == *addr)
         {
             shard.remove(&tutor_id);
         }
@@ -207,16 +262,16 @@ impl Registry {
             .get(&event.tutor_id)
             .cloned();
         let Some(cell) = cell else { return };
-        if let Some(addr) = cell.get() {
-            addr.do_send(ApplyEvent(event));
+        if let Some(running) = cell.get() {
+            running.addr.do_send(ApplyEvent(event));
             return;
         }
         actix_web::rt::spawn(async move {
             let started = cell
-                .get_or_try_init(|| async { Err::<Addr<TutorActor>, ()>(()) })
+                .get_or_try_init(|| async { Err::<Running, ()>(()) })
                 .await;
-            if let Ok(addr) = started {
-                addr.do_send(ApplyEvent(event));
+            if let Ok(running) = started {
+                running.addr.do_send(ApplyEvent(event));
             }
         });
     }
@@ -226,7 +281,7 @@ impl Registry {
         for shard in &self.inner.shards {
             let addrs: Vec<Addr<TutorActor>> = lock(shard)
                 .values()
-                .filter_map(|c| c.get().cloned())
+                .filter_map(|c| c.get().map(|running| running.addr.clone()))
                 .collect();
             for addr in addrs {
                 addr.do_send(Refresh);

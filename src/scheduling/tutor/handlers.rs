@@ -3,7 +3,7 @@
 use actix::prelude::*;
 use chrono::Utc;
 
-use super::{TutorActor, db_failure, guarded, persist_failure};
+use super::{TutorActor, db_failure, persist_failure};
 use crate::domain::availability::AvailabilityRules;
 use crate::domain::slots::{self, Interval, Refusal, StartBounds};
 use crate::realtime::events::{Change, TutorEvent};
@@ -11,6 +11,7 @@ use crate::scheduling::messages::{
     ApplyEvent, Book, Cancel, Changed, QuerySlots, Refresh, ReplaceRules, Reschedule,
     ScheduleError, SlotsAnswer, Snapshot, SnapshotAnswer,
 };
+use crate::scheduling::view::guarded;
 use crate::store::availability;
 use crate::store::sessions::{self, InsertRefusal, NewSession, RescheduleRefusal, SessionRecord};
 
@@ -107,7 +108,7 @@ impl Handler<Snapshot> for TutorActor {
         // Reservations are not commits: a snapshot shows committed state only.
         let mut busy: Vec<Interval> = self.sessions.values().copied().collect();
         busy.sort_unstable();
-        let rules = &self.rules;
+        let rules = &*self.rules;
         let free = guarded(|| slots::free_intervals(rules, &busy, msg.from, msg.to))?;
         Ok(SnapshotAnswer {
             seq: self.seq,
@@ -288,7 +289,9 @@ impl Handler<Changed> for TutorActor {
     fn handle(&mut self, msg: Changed, _ctx: &mut Self::Context) {
         match msg {
             Changed::Deactivated => self.set_active(false),
-            Changed::Timezone(zone) => self.set_rules(self.rules.clone().with_timezone(zone)),
+            Changed::Timezone(zone) => {
+                self.set_rules((*self.rules).clone().with_timezone(zone));
+            }
             Changed::Released(ids) => {
                 for id in ids {
                     self.remove_session(id);

@@ -14,18 +14,18 @@
 mod handlers;
 
 use std::collections::{BTreeMap, HashMap};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::messages::{ScheduleError, SlotList};
 use super::persister::{PersistError, Persister};
 use super::registry::Registry;
+use super::view::{SlotQuery, TutorView, ViewCell, guarded};
 use crate::domain::availability::AvailabilityRules;
 use crate::domain::slots::{self, Interval, StartBounds};
 use crate::realtime::Hub;
@@ -45,23 +45,22 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// Slot lists kept per actor, most recently used first.
 const SLOT_LISTS_KEPT: usize = 4;
 
-/// A slot query's range and duration.
-type SlotQuery = (DateTime<Utc>, DateTime<Utc>, u32);
-
 /// One tutor's schedule.
 pub struct TutorActor {
     tutor_id: Uuid,
     active: bool,
-    rules: AvailabilityRules,
+    rules: Arc<AvailabilityRules>,
     /// Active sessions by id.
     sessions: HashMap<Uuid, Interval>,
     /// Bookings and reschedules in flight, by reservation number.
     reservations: HashMap<u64, Interval>,
     next_reservation: u64,
-    /// Busy time sorted by start, rebuilt lazily after a change.
-    busy_cache: Option<Vec<Interval>>,
+    /// Sessions and reservations sorted by start, rebuilt after every change.
+    busy: Arc<[Interval]>,
     /// Slot lists computed since the last change, kept for queries asked more than once.
     slot_lists: Vec<(SlotQuery, Arc<SlotList>)>,
+    /// Where the schedule is published for requests that only read it.
+    view: Arc<ViewCell>,
     /// The last slot query answered without keeping its list: asked again, its list is kept,
     /// so a tutor whose slots are looked at once costs no memory for them.
     last_slot_query: Option<SlotQuery>,
@@ -94,7 +93,7 @@ enum LocalChange {
 }
 
 impl TutorActor {
-    /// An actor for `tutor_id`, holding the state loaded for it.
+    /// An actor for `tutor_id`, holding the state loaded for it, its first view published.
     pub fn new(
         tutor_id: Uuid,
         schedule: TutorSchedule,
@@ -103,15 +102,23 @@ impl TutorActor {
         registry: Registry,
         hub: Hub,
     ) -> Self {
+        let rules = Arc::new(schedule.rules);
+        let view = Arc::new(ViewCell::new(TutorView {
+            active: schedule.active,
+            rules: Arc::clone(&rules),
+            busy: Arc::from([]),
+            slot_lists: Vec::new(),
+        }));
         let mut actor = Self {
             tutor_id,
             active: schedule.active,
-            rules: schedule.rules,
+            rules,
             sessions: HashMap::new(),
             reservations: HashMap::new(),
             next_reservation: 0,
-            busy_cache: None,
+            busy: Arc::from([]),
             slot_lists: Vec::new(),
+            view,
             last_slot_query: None,
             reload: None,
             reload_again: false,
@@ -130,6 +137,11 @@ impl TutorActor {
         actor
     }
 
+    /// Where this actor publishes its view.
+    pub fn view(&self) -> Arc<ViewCell> {
+        Arc::clone(&self.view)
+    }
+
     fn replace_sessions(
         &mut self,
         busy: Vec<(Uuid, chrono::DateTime<Utc>, chrono::DateTime<Utc>)>,
@@ -138,11 +150,24 @@ impl TutorActor {
             .into_iter()
             .map(|(id, start, end)| (id, Interval { start, end }))
             .collect();
+        let lookback = Utc::now() - BUSY_LOOKBACK;
+        let mut busy: Vec<Interval> = self
+            .sessions
+            .values()
+            .copied()
+            .filter(|i| i.end > lookback)
+            .chain(self.reservations.values().copied())
+            .collect();
+        busy.sort_unstable();
+        self.busy = busy.into();
         self.schedule_changed();
     }
 
     fn add_session(&mut self, id: Uuid, interval: Interval) {
-        self.sessions.insert(id, interval);
+        if let Some(replaced) = self.sessions.insert(id, interval) {
+            self.busy = without(&self.busy, replaced);
+        }
+        self.busy = with(&self.busy, interval);
         self.schedule_changed();
         if let Some(log) = &mut self.reload {
             log.push(LocalChange::Added(id, interval));
@@ -150,7 +175,9 @@ impl TutorActor {
     }
 
     fn remove_session(&mut self, id: Uuid) {
-        self.sessions.remove(&id);
+        if let Some(removed) = self.sessions.remove(&id) {
+            self.busy = without(&self.busy, removed);
+        }
         self.schedule_changed();
         if let Some(log) = &mut self.reload {
             log.push(LocalChange::Removed(id));
@@ -159,51 +186,37 @@ impl TutorActor {
 
     /// Busy time: active sessions and reservations, sorted by start, optionally without one
     /// session (the one being rescheduled).
-    fn busy(&mut self, except: Option<Uuid>) -> Vec<Interval> {
-        let horizon = Utc::now() - BUSY_LOOKBACK;
-        let sessions = &self.sessions;
-        let cached = self.busy_cache.get_or_insert_with(|| {
-            let mut busy: Vec<Interval> = sessions
-                .values()
-                .copied()
-                .filter(|i| i.end > horizon)
-                .collect();
-            busy.sort_unstable();
-            busy
-        });
-        let mut busy = match except.and_then(|id| self.sessions.get(&id)) {
+    fn busy(&self, except: Option<Uuid>) -> Arc<[Interval]> {
+        match except.and_then(|id| self.sessions.get(&id)) {
             Some(own) => {
-                let mut without = cached.clone();
+                let mut without = self.busy.to_vec();
                 if let Some(i) = without.iter().position(|b| b == own) {
                     without.remove(i);
                 }
-                without
+                without.into()
             }
-            None => cached.clone(),
-        };
-        if !self.reservations.is_empty() {
-            busy.extend(self.reservations.values().copied());
-            busy.sort_unstable();
+            None => Arc::clone(&self.busy),
         }
-        busy
     }
 
     fn reserve(&mut self, interval: Interval) -> u64 {
         let number = self.next_reservation;
         self.next_reservation += 1;
         self.reservations.insert(number, interval);
+        self.busy = with(&self.busy, interval);
         self.schedule_changed();
         number
     }
 
     fn release(&mut self, reservation: u64) {
-        if self.reservations.remove(&reservation).is_some() {
+        if let Some(released) = self.reservations.remove(&reservation) {
+            self.busy = without(&self.busy, released);
             self.schedule_changed();
         }
     }
 
     fn set_rules(&mut self, rules: AvailabilityRules) {
-        self.rules = rules;
+        self.rules = Arc::new(rules);
         self.schedule_changed();
     }
 
@@ -212,11 +225,22 @@ impl TutorActor {
         self.schedule_changed();
     }
 
-    /// Every change to the rules, sessions, reservations or activity passes through here, so
-    /// nothing computed from the old picture is served again.
+    /// Every change to the rules, sessions, reservations or activity passes through here (after
+    /// `busy` is brought up to date), so nothing computed from the old picture is served again,
+    /// and the change is published before anyone hears of it.
     fn schedule_changed(&mut self) {
-        self.busy_cache = None;
         self.slot_lists.clear();
+        self.publish();
+    }
+
+    /// Publishes the schedule as it is now for requests that only read it.
+    fn publish(&self) {
+        self.view.publish(TutorView {
+            active: self.active,
+            rules: Arc::clone(&self.rules),
+            busy: Arc::clone(&self.busy),
+            slot_lists: self.slot_lists.clone(),
+        });
     }
 
     /// The slots of `query` at any time: a kept list, or computed (and kept when asked twice in
@@ -229,11 +253,10 @@ impl TutorActor {
             return Ok(list);
         }
         let (from, to, minutes) = query;
-        let busy = self.busy(None);
-        let rules = &self.rules;
+        let (rules, busy) = (&*self.rules, &*self.busy);
         let any_time = StartBounds::ANY_TIME;
         let computed =
-            guarded(|| slots::bookable_slots_within(rules, &busy, any_time, from, to, minutes))?;
+            guarded(|| slots::bookable_slots_within(rules, busy, any_time, from, to, minutes))?;
         let list = Arc::new(SlotList {
             slots: computed.map_err(ScheduleError::Refused)?,
             timezone: rules.timezone(),
@@ -242,6 +265,7 @@ impl TutorActor {
         if self.last_slot_query.replace(query) == Some(query) {
             self.slot_lists.truncate(SLOT_LISTS_KEPT - 1);
             self.slot_lists.insert(0, (query, Arc::clone(&list)));
+            self.publish();
         }
         Ok(list)
     }
@@ -261,7 +285,7 @@ impl TutorActor {
             return Err(ScheduleError::TutorNotFound);
         }
         let busy = self.busy(except);
-        let rules = &self.rules;
+        let rules = &*self.rules;
         let checked = guarded(|| slots::check_start(rules, &busy, Utc::now(), start, minutes))?;
         checked
             .map(|slot| Interval {
@@ -324,6 +348,29 @@ impl TutorActor {
     }
 }
 
+/// `busy` with `interval` added in start order: one copy, no sort (readers may hold the old
+/// list).
+fn with(busy: &[Interval], interval: Interval) -> Arc<[Interval]> {
+    let at = busy.partition_point(|b| *b < interval);
+    let (before, after) = busy.split_at(at);
+    before
+        .iter()
+        .copied()
+        .chain(std::iter::once(interval))
+        .chain(after.iter().copied())
+        .collect()
+}
+
+/// `busy` with one occurrence of `interval` removed (a session older than the lookback may not
+/// be there at all).
+fn without(busy: &Arc<[Interval]>, interval: Interval) -> Arc<[Interval]> {
+    let at = busy.partition_point(|b| *b < interval);
+    if busy.get(at) != Some(&interval) {
+        return Arc::clone(busy);
+    }
+    busy[..at].iter().chain(&busy[at + 1..]).copied().collect()
+}
+
 impl TutorActor {
     /// Takes in a committed event: publishes it, and any that were waiting for it, in order.
     /// An event already published (ours, announced back to us) is ignored.
@@ -382,15 +429,6 @@ impl TutorActor {
     }
 }
 
-/// Runs pure domain code; a panic in it (a bug) fails this request and is logged, instead of
-/// taking down the arbiter thread and every other tutor on it.
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ScheduleError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
-        tracing::error!("the scheduling rules panicked");
-        ScheduleError::Internal("the scheduling rules failed".to_owned())
-    })
-}
-
 fn persist_failure(err: PersistError) -> ScheduleError {
     ScheduleError::Unavailable(err.0)
 }
@@ -410,11 +448,15 @@ impl Actor for TutorActor {
         // Bounded mailbox: callers wait (asynchronously) rather than queue without limit.
         ctx.set_mailbox_capacity(1024);
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
-            if act.last_used.elapsed() > IDLE_CHECK {
-                act.slot_lists.clear();
+            let last_used = act.last_used.max(act.view.last_read());
+            if last_used.elapsed() > IDLE_CHECK {
                 act.last_slot_query = None;
+                if !act.slot_lists.is_empty() {
+                    act.slot_lists.clear();
+                    act.publish();
+                }
             }
-            if act.last_used.elapsed() > IDLE_TIMEOUT
+            if last_used.elapsed() > IDLE_TIMEOUT
                 && act.reservations.is_empty()
                 && !act.hub.has_tutor_subscribers(act.tutor_id)
             {
