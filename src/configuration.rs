@@ -26,7 +26,16 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub realtime: RealtimeSettings,
+    pub scheduling: SchedulingSettings,
     pub payments: PaymentSettings,
+}
+
+/// Tutor actors.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulingSettings {
+    /// How long a tutor's actor may go unused (no request, no reader of its view, no live
+    /// subscriber) before it stops and frees its memory; the next request reloads it.
+    pub tutor_idle: Duration,
 }
 
 /// Which payment provider, and Stripe's keys.
@@ -197,12 +206,20 @@ impl Settings {
             bail!("WS_PING_MS must be positive and at most WS_SILENCE_MS");
         }
 
+        let scheduling = SchedulingSettings {
+            tutor_idle: Duration::from_millis(parse_or(&get, "TUTOR_IDLE_MS", 600_000)?),
+        };
+        if scheduling.tutor_idle.is_zero() {
+            bail!("TUTOR_IDLE_MS must be positive");
+        }
+
         Ok(Self {
             environment,
             bind_addr,
             database,
             auth,
             realtime,
+            scheduling,
             payments: PaymentSettings {
                 provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
                 stripe_secret_key: get("STRIPE_SECRET_KEY"),

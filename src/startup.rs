@@ -78,6 +78,7 @@ pub struct Application {
     server: Server,
     pool: PgPool,
     hub: Hub,
+    registry: Registry,
 }
 
 impl Application {
@@ -118,9 +119,15 @@ impl Application {
         let persister = Persister::start(pool.clone(), PERSISTER_WRITERS);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hub = Hub::new(settings.realtime);
-        let registry = Registry::start(pool.clone(), persister, hub.clone(), cores);
+        let registry = Registry::start(
+            pool.clone(),
+            persister,
+            hub.clone(),
+            cores,
+            settings.scheduling.tutor_idle,
+        );
         realtime::spawn_listener(pool.clone(), hub.clone(), registry.clone());
-        let scheduler = web::Data::new(registry);
+        let scheduler = web::Data::new(registry.clone());
         let hub_data = web::Data::new(hub.clone());
 
         let payments = web::Data::new(Payments::from_settings(&settings.payments)?);
@@ -180,6 +187,7 @@ impl Application {
             server,
             pool,
             hub,
+            registry,
         })
     }
 
@@ -196,6 +204,11 @@ impl Application {
     /// This process's live-update hub (tests look at its channel counts).
     pub fn hub(&self) -> Hub {
         self.hub.clone()
+    }
+
+    /// This process's tutor actors (tests look at how many run).
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
     }
 
     /// A handle to stop the server.

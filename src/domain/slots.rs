@@ -195,6 +195,24 @@ pub fn check_start(
     })
 }
 
+/// Whether `[start, start + duration_minutes)`, widened by the buffer, touches busy time: when
+/// it does not, [`check_start`] never answers [`Refusal::SlotTaken`] for it. A cheap first look
+/// (no walk of the availability windows) for callers that only want to catch taken slots early.
+pub fn near_busy(
+    rules: &AvailabilityRules,
+    busy: &[Interval],
+    start: DateTime<Utc>,
+    duration_minutes: u32,
+) -> bool {
+    let buffer = minutes(rules.buffer_minutes());
+    let from = start
+        .checked_sub_signed(buffer)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let to = saturating_add(start, minutes(duration_minutes) + buffer);
+    busy.iter()
+        .any(|b| b.start < b.end && b.start < to && b.end > from)
+}
+
 /// Free time inside availability, for live snapshots: the stretches within [from, to)
 /// (clipped) minus busy intervals each widened by the buffer on both sides, ascending and
 /// never touching. Notice and horizon are not applied. Work is linear in the range's length.
@@ -1503,6 +1521,20 @@ mod properties {
                         prop_assert!(!available.iter().any(|slot| slot.start == probe));
                     },
                     Err(Refusal::BadDuration) => prop_assert!(false, "duration was allowed"),
+                }
+            }
+        }
+
+        #[test]
+        fn a_start_away_from_busy_time_is_never_taken(s in scenario()) {
+            let grid = grid_points(&s);
+            for probe in s.probes.iter().copied().chain(grid) {
+                let verdict = check_start(&s.rules, &s.busy, s.now, probe, s.duration_minutes);
+                if verdict == Err(Refusal::SlotTaken) {
+                    prop_assert!(
+                        near_busy(&s.rules, &s.busy, probe, s.duration_minutes),
+                        "{} was taken but not near busy time {:?}", probe, s.busy
+                    );
                 }
             }
         }

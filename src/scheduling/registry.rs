@@ -8,6 +8,7 @@
 //! refuses) are answered from the view it publishes, on the caller's thread (see `view.rs`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,11 +58,21 @@ struct Inner {
     pool: PgPool,
     persister: Persister,
     hub: Hub,
+    idle_timeout: Duration,
+    /// Actors started so far (restarts included).
+    activations: AtomicU64,
 }
 
 impl Registry {
-    /// Starts `arbiters` arbiter threads for tutor actors. Must run inside the actix system.
-    pub fn start(pool: PgPool, persister: Persister, hub: Hub, arbiters: usize) -> Self {
+    /// Starts `arbiters` arbiter threads for tutor actors, which stop after `idle_timeout`
+    /// unused. Must run inside the actix system.
+    pub fn start(
+        pool: PgPool,
+        persister: Persister,
+        hub: Hub,
+        arbiters: usize,
+        idle_timeout: Duration,
+    ) -> Self {
         let arbiters = (0..arbiters.max(1))
             .map(|_| Arbiter::new().handle())
             .collect();
@@ -72,8 +83,15 @@ impl Registry {
                 pool,
                 persister,
                 hub,
+                idle_timeout,
+                activations: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// How long an actor may go unused before it stops.
+    pub(super) fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
     }
 
     fn shard(&self, tutor_id: Uuid) -> &Mutex<HashMap<Uuid, Cell>> {
@@ -122,6 +140,7 @@ impl Registry {
                 let actor = TutorActor::new(tutor_id, schedule, pool, persister, registry, hub);
                 let view = actor.view();
                 let addr = TutorActor::start_in_arbiter(arbiter, move |_| actor);
+                self.inner.activations.fetch_add(1, Ordering::Relaxed);
                 Ok(Running { addr, view })
             })
             .await;
@@ -296,6 +315,11 @@ impl Registry {
             .iter()
             .map(|shard| lock(shard).len())
             .sum()
+    }
+
+    /// How many tutor actors were started since the process began (restarts included).
+    pub fn activations(&self) -> u64 {
+        self.inner.activations.load(Ordering::Relaxed)
     }
 
     /// Whether no tutor actor is running.

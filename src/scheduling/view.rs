@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use super::messages::{ScheduleError, SlotList, SlotsAnswer};
 use crate::domain::availability::AvailabilityRules;
@@ -54,13 +54,7 @@ impl TutorView {
             return Err(ScheduleError::TutorNotFound);
         }
         let (rules, busy) = (&*self.rules, &*self.busy);
-        let buffer = TimeDelta::minutes(i64::from(rules.buffer_minutes()));
-        let reach = TimeDelta::minutes(i64::from(minutes)) + buffer;
-        let (near_from, near_to) = (
-            start.checked_sub_signed(buffer).unwrap_or(start),
-            start.checked_add_signed(reach).unwrap_or(start),
-        );
-        if !busy.iter().any(|b| b.start < near_to && b.end > near_from) {
+        if !slots::near_busy(rules, busy, start, minutes) {
             return Ok(());
         }
         guarded(|| slots::check_start(rules, busy, now, start, minutes))?
@@ -97,13 +91,13 @@ impl TutorView {
 #[derive(Debug)]
 pub struct ViewCell {
     view: RwLock<Arc<TutorView>>,
-    /// Milliseconds after `epoch` of the last read, updated at most once a second.
+    /// Milliseconds after `epoch` of the last read, updated at most every 100 ms.
     last_read_ms: AtomicU64,
     epoch: Instant,
 }
 
 /// Reads closer together than this leave the recorded time alone (no write on the hot path).
-const READ_STAMP_GRANULARITY_MS: u64 = 1_000;
+const READ_STAMP_GRANULARITY_MS: u64 = 100;
 
 impl ViewCell {
     pub fn new(view: TutorView) -> Self {

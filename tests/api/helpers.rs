@@ -176,6 +176,8 @@ pub struct TestApp {
     pub db_name: String,
     /// The server's live-update hub.
     pub hub: tutoring::realtime::Hub,
+    /// The server's tutor actors.
+    pub registry: tutoring::scheduling::Registry,
     handle: ServerHandle,
     /// Only the first node of a database drops it.
     owns_database: bool,
@@ -254,6 +256,7 @@ fn running(application: Application, db: PgPool, database: &str, owns_database: 
     let address = format!("http://{}", application.address());
     let handle = application.handle();
     let hub = application.hub();
+    let registry = application.registry();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address,
@@ -265,6 +268,7 @@ fn running(application: Application, db: PgPool, database: &str, owns_database: 
         db,
         db_name: database.to_owned(),
         hub,
+        registry,
         handle,
         owns_database,
     }

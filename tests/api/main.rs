@@ -1,6 +1,7 @@
 //! The API test suite: one binary, one module per resource. Every test talks to a real server on
 //! port 0 backed by its own fresh PostgreSQL database.
 
+mod actors;
 mod auth;
 mod concurrency;
 mod errors;

@@ -38,8 +38,8 @@ const RELOAD_RETRY: Duration = Duration::from_secs(1);
 /// How long an event may wait for an earlier one (lost, or late) before the actor reloads.
 const GAP_PATIENCE: Duration = Duration::from_secs(2);
 
-/// An actor unused for this long stops, freeing its memory; the next request reloads it.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Slot lists unused for this long are dropped; it is also how often an actor looks for
+/// idleness (more often when its idle timeout is shorter).
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 
 /// Slot lists kept per actor, most recently used first.
@@ -447,7 +447,10 @@ impl Actor for TutorActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Bounded mailbox: callers wait (asynchronously) rather than queue without limit.
         ctx.set_mailbox_capacity(1024);
-        ctx.run_interval(IDLE_CHECK, |act, ctx| {
+        // An unused actor stops, freeing its memory; the next request reloads it.
+        let idle_timeout = self.registry.idle_timeout();
+        let check_every = IDLE_CHECK.min(idle_timeout / 2);
+        ctx.run_interval(check_every, move |act, ctx| {
             let last_used = act.last_used.max(act.view.last_read());
             if last_used.elapsed() > IDLE_CHECK {
                 act.last_slot_query = None;
@@ -456,7 +459,7 @@ impl Actor for TutorActor {
                     act.publish();
                 }
             }
-            if last_used.elapsed() > IDLE_TIMEOUT
+            if last_used.elapsed() > idle_timeout
                 && act.reservations.is_empty()
                 && !act.hub.has_tutor_subscribers(act.tutor_id)
             {
