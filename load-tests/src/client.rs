@@ -13,6 +13,9 @@ use crate::http1::{self, Request};
 /// The password of every seeded account.
 pub const PASSWORD: &str = "load-test-password";
 
+/// How many times a seeding request answered `503` is sent.
+const SEED_ATTEMPTS: u32 = 5;
+
 /// A client of one server: `reqwest` for seeding and checks, and the requests the measured
 /// phase sends on its own lean connections (see `http1.rs`).
 #[derive(Clone)]
@@ -61,19 +64,33 @@ impl Api {
         }
     }
 
+    /// Sends a seeding request and expects `status`. A `503` (the server asks to retry shortly,
+    /// as when a burst of seeding meets a slow disk) is retried a few times before giving up.
     async fn expect(
         &self,
         request: reqwest::RequestBuilder,
         status: u16,
         what: &str,
     ) -> anyhow::Result<Value> {
-        let response = request.send().await.with_context(|| what.to_owned())?;
-        let got = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        if got != status {
-            bail!("{what} answered {got}: {body}");
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let retry = request
+                .try_clone()
+                .context("a request that can be sent again")?;
+            let response = retry.send().await.with_context(|| what.to_owned())?;
+            let got = response.status().as_u16();
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            if got == status {
+                return Ok(body);
+            }
+            if got != 503 || attempt == SEED_ATTEMPTS {
+                bail!("{what} answered {got}: {body}");
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+            delay *= 2;
         }
-        Ok(body)
     }
 
     /// Registers an account of `role` with a unique e-mail.
