@@ -14,6 +14,7 @@
 
 mod client;
 mod http1;
+mod procstat;
 mod scenarios;
 mod stats;
 
@@ -34,11 +35,14 @@ pub struct Options {
     /// The page size to ask for, where the scenario reads a list (`slots`); `None`: the API's
     /// default.
     pub limit: Option<u32>,
+    /// The server's process, for the CPU split; by default the one process named `tutoring`.
+    pub server_pid: Option<u32>,
     pub out: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: load-tests <storm|open|contended|slots|live|mixed|idle|tutors|logins> \
-     [--base-url URL] [--duration 20s] [--clients N] [--tutors N] [--limit N] [--out FILE]";
+     [--base-url URL] [--duration 20s] [--clients N] [--tutors N] [--limit N] [--server-pid PID] \
+     [--out FILE]";
 
 fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
     let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
@@ -62,6 +66,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
         clients: 64,
         tutors: None,
         limit: None,
+        server_pid: None,
         out: None,
     };
     while let Some(flag) = args.next() {
@@ -74,6 +79,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
             "--clients" => options.clients = value.parse().context("--clients takes a number")?,
             "--tutors" => options.tutors = Some(value.parse().context("--tutors takes a number")?),
             "--limit" => options.limit = Some(value.parse().context("--limit takes a number")?),
+            "--server-pid" => {
+                options.server_pid = Some(value.parse().context("--server-pid takes a number")?);
+            }
             "--out" => options.out = Some(PathBuf::from(value)),
             _ => bail!("unknown flag {flag}; {USAGE}"),
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::Options;
 use crate::client::{Api, seed, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::scenarios::drive;
 use crate::stats::Report;
 
@@ -36,6 +37,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     );
 
     let driver_api = api.clone();
+    let meter = Meter::start(options);
     let (series, elapsed) = drive(
         &api.address,
         options.clients,
@@ -51,6 +53,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     )
     .await?;
     let mut report = Report::new("contended", options, elapsed);
+    meter.finish(&mut report);
     report
         .series
         .push(series.summarize("book-taken", elapsed, &[409]));

@@ -1,6 +1,6 @@
 //! `idle`: opens many WebSocket connections (`--clients`, e.g. 10,000), each subscribed to one of
-//! a few tutors, and holds them for `--duration` while the server's memory is read from outside
-//! (`ps -o rss= -p <server pid>`). Reports how many connections were held.
+//! a few tutors, and holds them for `--duration`. Reports how many connections were held and the
+//! server's resident memory while it held them.
 
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::Options;
 use crate::client::{Api, seed, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::stats::{Report, Series};
 
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
@@ -37,13 +38,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         sockets.push(socket);
     }
     eprintln!(
-        "holding {} connections for {:?}; read the server's RSS now",
+        "holding {} connections for {:?}",
         sockets.len(),
         options.duration
     );
+    // What holding them costs: the server's CPU while they idle, and its memory at the end.
+    let meter = Meter::start(options);
     tokio::time::sleep(options.duration).await;
     let elapsed = started.elapsed();
     let mut report = Report::new("idle", options, elapsed);
+    meter.finish(&mut report);
     report
         .series
         .push(connects.summarize("connect", elapsed, &[101]));

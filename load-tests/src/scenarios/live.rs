@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::Options;
 use crate::client::{Api, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::stats::{Report, Series};
 
 /// When each booking's `201` arrived, by the start it booked.
@@ -89,6 +90,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     // Let every subscription take its snapshot before booking starts.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let meter = Meter::start(options);
     let started = Instant::now();
     let mut bookings = Series::default();
     let mut n = 0i64;
@@ -106,6 +108,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
+    let mut report = Report::new("live", options, elapsed);
+    meter.finish(&mut report);
 
     let mut latency = Series::default();
     let mut gaps = 0;
@@ -118,7 +122,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         gaps == 0,
         "SEQ GAPS: subscribers saw {gaps} gaps in the tutor's sequence"
     );
-    let mut report = Report::new("live", options, elapsed);
     report
         .series
         .push(bookings.summarize("book", elapsed, &[201]));

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::Options;
 use crate::client::{Api, PASSWORD};
+use crate::procstat::Meter;
 use crate::stats::{Report, Series};
 
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
@@ -16,6 +17,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         emails.push(api.register_student(&format!("login{i}")).await?);
     }
     let deadline = Instant::now() + options.duration;
+    let meter = Meter::start(options);
     let started = Instant::now();
 
     let mut loggers = Vec::new();
@@ -54,15 +56,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     }
     let health = prober.await?;
     let elapsed = started.elapsed();
-    Ok(Report {
-        scenario: "logins".to_owned(),
-        base_url: options.base_url.clone(),
-        clients: options.clients,
-        duration_s: elapsed.as_secs_f64(),
-        series: vec![
-            logins.summarize("login", elapsed, &[200]),
-            health.summarize("health", elapsed, &[200]),
-        ],
-        notes: Default::default(),
-    })
+    let mut report = Report::new("logins", options, elapsed);
+    meter.finish(&mut report);
+    report
+        .series
+        .push(logins.summarize("login", elapsed, &[200]));
+    report
+        .series
+        .push(health.summarize("health", elapsed, &[200]));
+    Ok(report)
 }

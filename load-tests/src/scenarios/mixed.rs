@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::Options;
 use crate::client::{Api, PASSWORD, seed, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::scenarios::{Outcome, drive_series};
 use crate::stats::Report;
 
@@ -44,6 +45,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let to = (base + chrono::TimeDelta::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     let driver_api = api.clone();
+    let meter = Meter::start(options);
     let (series, elapsed) = drive_series(
         &api.address,
         options.clients,
@@ -101,6 +103,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     )
     .await?;
     let mut report = Report::new("mixed", options, elapsed);
+    meter.finish(&mut report);
     let ok: [&[u16]; 5] = [&[200], &[200], &[201, 409], &[200, 204], &[200]];
     for ((kind, series), ok) in KINDS.iter().zip(series).zip(ok) {
         report.series.push(series.summarize(kind, elapsed, ok));

@@ -8,6 +8,7 @@ use chrono::TimeDelta;
 
 use crate::Options;
 use crate::client::{Api, seed, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::scenarios::drive;
 use crate::stats::Report;
 
@@ -34,6 +35,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let clients = options.clients;
 
     let driver_api = api.clone();
+    let meter = Meter::start(options);
     let (series, elapsed) = drive(
         &api.address,
         clients,
@@ -52,6 +54,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     )
     .await?;
     let mut report = Report::new("open", options, elapsed);
+    meter.finish(&mut report);
     report
         .series
         .push(series.summarize("book", elapsed, &[201]));

@@ -7,6 +7,7 @@ use chrono::{SecondsFormat, TimeDelta};
 
 use crate::Options;
 use crate::client::{Api, seed, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::scenarios::drive;
 use crate::stats::Report;
 
@@ -31,6 +32,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         (from + TimeDelta::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true),
     );
     let driver_api = api.clone();
+    let meter = Meter::start(options);
     let (series, elapsed) = drive(
         &api.address,
         options.clients,
@@ -46,6 +48,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     )
     .await?;
     let mut report = Report::new("slots", options, elapsed);
+    meter.finish(&mut report);
     report
         .series
         .push(series.summarize("slots", elapsed, &[200]));

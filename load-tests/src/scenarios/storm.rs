@@ -10,6 +10,7 @@ use anyhow::ensure;
 use crate::Options;
 use crate::client::{Api, seed, tomorrow_on_the_hour};
 use crate::http1::Conn;
+use crate::procstat::Meter;
 use crate::stats::{Report, Series};
 
 const SLOTS: i64 = 10;
@@ -56,12 +57,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         })
         .collect();
     start_line.wait().await;
+    let meter = Meter::start(options);
     let started = std::time::Instant::now();
     let mut series = Series::default();
     for task in tasks {
         series.merge(task.await?);
     }
     let elapsed = started.elapsed();
+    let mut report = Report::new("storm", options, elapsed);
+    meter.finish(&mut report);
 
     // Verify through the API: the tutor's scheduled sessions, one per slot.
     let (status, body, _) = api
@@ -97,7 +101,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         "DOUBLE BOOKING OR LOST SLOT: {booked} bookings answered 201; sessions per slot: {per_slot:?}"
     );
 
-    let mut report = Report::new("storm", options, elapsed);
     report
         .series
         .push(series.summarize("book", elapsed, &[201, 409]));

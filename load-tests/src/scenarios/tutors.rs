@@ -1,6 +1,7 @@
-//! `tutors`: registers many tutors (`--tutors`, 100,000 by default) and asks each one's slots
-//! once, so that every tutor's actor is activated; the server's memory is read from outside
-//! (`ps -o rss= -p <server pid>`) once it reports.
+//! `tutors`: registers many tutors (`--tutors`, 10,000 by default: every tag SPEC allows, since
+//! each tutor takes one of 10,000 four-digit tags for good) and asks each one's slots once, so
+//! that every tutor's actor is activated. Reports the server's resident memory once all are
+//! active.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,11 +11,12 @@ use futures_util::StreamExt as _;
 
 use crate::Options;
 use crate::client::{Api, tomorrow_on_the_hour};
+use crate::procstat::Meter;
 use crate::stats::{Report, Series};
 
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let api = Api::new(&options.base_url)?;
-    let count = options.tutors.unwrap_or(100_000);
+    let count = options.tutors.unwrap_or(10_000);
     let concurrency = options.clients.max(1);
     let started = Instant::now();
 
@@ -53,6 +55,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let registered_in = started.elapsed();
 
     eprintln!("activating {} tutors' actors…", ids.len());
+    let meter = Meter::start(options);
     let from = tomorrow_on_the_hour();
     let query = Arc::new(format!(
         "?from={}&to={}",
@@ -78,9 +81,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         activating.record(status, took);
     }
     let activated_in = activating_started.elapsed();
-    eprintln!("all activated; read the server's RSS now");
 
     let mut report = Report::new("tutors", options, started.elapsed());
+    meter.finish(&mut report);
     report
         .series
         .push(registering.summarize("register", registered_in, &[201]));
