@@ -209,8 +209,10 @@ impl Settings {
         let scheduling = SchedulingSettings {
             tutor_idle: Duration::from_millis(parse_or(&get, "TUTOR_IDLE_MS", 600_000)?),
         };
-        if scheduling.tutor_idle.is_zero() {
-            bail!("TUTOR_IDLE_MS must be positive");
+        // Below this an actor would mostly check whether it is idle, and reads of its view (noted
+        // every 100 ms) could miss the check.
+        if scheduling.tutor_idle < Duration::from_millis(200) {
+            bail!("TUTOR_IDLE_MS must be at least 200");
         }
 
         Ok(Self {

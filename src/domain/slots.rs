@@ -475,6 +475,36 @@ mod tests {
             .to_utc()
     }
 
+    #[test]
+    fn near_busy_is_true_only_within_the_buffer_of_busy_time() {
+        let mut numbers = PLAIN;
+        numbers[5] = 15; // buffer
+        let rules = rules("UTC", &[("00:00", "24:00")], &[], numbers);
+        let at = |h: u32, m: u32| utc(&format!("2026-12-01T{h:02}:{m:02}:00Z"));
+        let busy = [Interval {
+            start: at(10, 0),
+            end: at(11, 0),
+        }];
+        assert!(near_busy(&rules, &busy, at(10, 30), 30));
+        assert!(
+            near_busy(&rules, &busy, at(9, 0), 60),
+            "ends where it starts"
+        );
+        assert!(
+            near_busy(&rules, &busy, at(11, 0), 30),
+            "starts right at its end"
+        );
+        assert!(
+            !near_busy(&rules, &busy, at(8, 30), 60),
+            "ends 30 minutes before it"
+        );
+        assert!(
+            !near_busy(&rules, &busy, at(11, 15), 30),
+            "a full buffer after it"
+        );
+        assert!(!near_busy(&rules, &[], at(10, 30), 30));
+    }
+
     fn interval(start: &str, end: &str) -> Interval {
         Interval {
             start: utc(start),

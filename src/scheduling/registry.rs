@@ -61,6 +61,8 @@ struct Inner {
     idle_timeout: Duration,
     /// Actors started so far (restarts included).
     activations: AtomicU64,
+    /// Requests answered from a view, without a message to the actor.
+    view_answers: AtomicU64,
 }
 
 impl Registry {
@@ -85,6 +87,7 @@ impl Registry {
                 hub,
                 idle_timeout,
                 activations: AtomicU64::new(0),
+                view_answers: AtomicU64::new(0),
             }),
         }
     }
@@ -195,8 +198,11 @@ impl Registry {
 
     /// Books through the tutor's actor, unless its view already refuses the booking.
     pub async fn book(&self, tutor_id: Uuid, book: Book) -> Result<SessionRecord, ScheduleError> {
-        if let Some(view) = self.view(tutor_id) {
-            view.precheck(book.start, book.duration_minutes, Utc::now())?;
+        if let Some(view) = self.view(tutor_id)
+            && let Err(refused) = view.precheck(book.start, book.duration_minutes, Utc::now())
+        {
+            self.inner.view_answers.fetch_add(1, Ordering::Relaxed);
+            return Err(refused);
         }
         self.ask(tutor_id, book).await?
     }
@@ -210,6 +216,7 @@ impl Registry {
         if let Some(answered) = self.view(tutor_id).and_then(|view| {
             view.kept_slots(query.from, query.to, query.duration_minutes, Utc::now())
         }) {
+            self.inner.view_answers.fetch_add(1, Ordering::Relaxed);
             return answered;
         }
         self.ask(tutor_id, query).await?
@@ -320,6 +327,11 @@ impl Registry {
     /// How many tutor actors were started since the process began (restarts included).
     pub fn activations(&self) -> u64 {
         self.inner.activations.load(Ordering::Relaxed)
+    }
+
+    /// How many requests were answered from a view since the process began.
+    pub fn view_answers(&self) -> u64 {
+        self.inner.view_answers.load(Ordering::Relaxed)
     }
 
     /// Whether no tutor actor is running.

@@ -85,12 +85,20 @@ async fn slot_reads_answered_from_the_view_keep_the_actor_running() {
         app.get(&path, None).await.assert_status(200);
     }
     let activations = app.registry.activations();
+    let answered_from_view = app.registry.view_answers();
     let reading_until = Instant::now() + Duration::from_secs(5);
     let mut poll = actix_web::rt::time::interval(Duration::from_millis(100));
+    let mut reads = 0;
     while Instant::now() < reading_until {
         poll.tick().await;
         app.get(&path, None).await.assert_status(200);
+        reads += 1;
     }
+    assert_eq!(
+        app.registry.view_answers() - answered_from_view,
+        reads,
+        "every read after the list was kept comes from the view"
+    );
     assert_eq!(
         app.registry.activations(),
         activations,
@@ -113,12 +121,18 @@ async fn a_taken_slot_asked_too_soon_or_with_a_bad_duration_gets_that_code_not_s
     app.book(&first, tutor.id, soon, 60)
         .await
         .assert_status(201);
+    let answered_from_view = app.registry.view_answers();
     app.book(&second, tutor.id, soon, 60)
         .await
         .assert_problem(409, "slot_taken");
     app.book(&second, tutor.id, soon, 45)
         .await
         .assert_problem(422, "bad_duration");
+    assert_eq!(
+        app.registry.view_answers() - answered_from_view,
+        2,
+        "both refusals come from the view"
+    );
 
     // Now a day's notice: the taken hour is also too soon, and too soon comes first.
     rules["min_notice_minutes"] = json!(24 * 60);
@@ -128,4 +142,5 @@ async fn a_taken_slot_asked_too_soon_or_with_a_bad_duration_gets_that_code_not_s
     app.book(&second, tutor.id, soon, 60)
         .await
         .assert_problem(422, "too_soon");
+    assert_eq!(app.registry.view_answers() - answered_from_view, 3);
 }

@@ -55,12 +55,15 @@ pub struct TutorActor {
     /// Bookings and reschedules in flight, by reservation number.
     reservations: HashMap<u64, Interval>,
     next_reservation: u64,
-    /// Sessions and reservations sorted by start, rebuilt after every change.
+    /// Sessions (ended within the lookback) and reservations sorted by start, kept up to date
+    /// by every change.
     busy: Arc<[Interval]>,
     /// Slot lists computed since the last change, kept for queries asked more than once.
     slot_lists: Vec<(SlotQuery, Arc<SlotList>)>,
     /// Where the schedule is published for requests that only read it.
     view: Arc<ViewCell>,
+    /// Set while a reload is applied in several steps, so no half-applied state is published.
+    publish_held: bool,
     /// The last slot query answered without keeping its list: asked again, its list is kept,
     /// so a tutor whose slots are looked at once costs no memory for them.
     last_slot_query: Option<SlotQuery>,
@@ -119,6 +122,7 @@ impl TutorActor {
             busy: Arc::from([]),
             slot_lists: Vec::new(),
             view,
+            publish_held: false,
             last_slot_query: None,
             reload: None,
             reload_again: false,
@@ -150,17 +154,33 @@ impl TutorActor {
             .into_iter()
             .map(|(id, start, end)| (id, Interval { start, end }))
             .collect();
+        self.rebuild_busy();
+        self.schedule_changed();
+    }
+
+    /// Forgets sessions that ended before the lookback: they can no longer touch a bookable
+    /// start. Returns whether any was forgotten.
+    fn forget_old_sessions(&mut self) -> bool {
         let lookback = Utc::now() - BUSY_LOOKBACK;
+        let before = self.sessions.len();
+        self.sessions.retain(|_, interval| interval.end > lookback);
+        if self.sessions.len() == before {
+            return false;
+        }
+        self.rebuild_busy();
+        self.schedule_changed();
+        true
+    }
+
+    fn rebuild_busy(&mut self) {
         let mut busy: Vec<Interval> = self
             .sessions
             .values()
+            .chain(self.reservations.values())
             .copied()
-            .filter(|i| i.end > lookback)
-            .chain(self.reservations.values().copied())
             .collect();
         busy.sort_unstable();
         self.busy = busy.into();
-        self.schedule_changed();
     }
 
     fn add_session(&mut self, id: Uuid, interval: Interval) {
@@ -188,13 +208,7 @@ impl TutorActor {
     /// session (the one being rescheduled).
     fn busy(&self, except: Option<Uuid>) -> Arc<[Interval]> {
         match except.and_then(|id| self.sessions.get(&id)) {
-            Some(own) => {
-                let mut without = self.busy.to_vec();
-                if let Some(i) = without.iter().position(|b| b == own) {
-                    without.remove(i);
-                }
-                without.into()
-            }
+            Some(own) => without(&self.busy, *own),
             None => Arc::clone(&self.busy),
         }
     }
@@ -230,7 +244,9 @@ impl TutorActor {
     /// and the change is published before anyone hears of it.
     fn schedule_changed(&mut self) {
         self.slot_lists.clear();
-        self.publish();
+        if !self.publish_held {
+            self.publish();
+        }
     }
 
     /// Publishes the schedule as it is now for requests that only read it.
@@ -309,6 +325,9 @@ impl TutorActor {
                 let log = act.reload.take().unwrap_or_default();
                 match loaded {
                     Ok(Some(schedule)) => {
+                        // Published once, whole: the loaded state may predate a change made
+                        // here meanwhile (a cancel already answered), replayed below.
+                        act.publish_held = true;
                         act.set_active(schedule.active);
                         act.set_rules(schedule.rules);
                         act.replace_sessions(schedule.busy);
@@ -329,6 +348,8 @@ impl TutorActor {
                                 LocalChange::Removed(id) => act.remove_session(id),
                             }
                         }
+                        act.publish_held = false;
+                        act.publish();
                         act.publish_ready();
                         if std::mem::take(&mut act.reload_again) {
                             act.start_reload(ctx);
@@ -451,6 +472,7 @@ impl Actor for TutorActor {
         let idle_timeout = self.registry.idle_timeout();
         let check_every = IDLE_CHECK.min(idle_timeout / 2);
         ctx.run_interval(check_every, move |act, ctx| {
+            act.forget_old_sessions();
             let last_used = act.last_used.max(act.view.last_read());
             if last_used.elapsed() > IDLE_CHECK {
                 act.last_slot_query = None;
