@@ -21,6 +21,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Response heads longer than this are refused: no answer of the server has more headers.
 const MAX_HEADERS: usize = 32;
 const READ_CHUNK: usize = 16 * 1024;
+/// Chunks of a chunked body larger than this are refused: no answer of the server comes near.
+const MAX_CHUNK: usize = 64 * 1024 * 1024;
 
 /// One request, serialized once, ready to be written to any connection to the same server.
 #[derive(Debug, Clone)]
@@ -155,7 +157,10 @@ impl Conn {
                 self.stream.insert(stream)
             }
         };
-        stream.write_all(&request.bytes).await?;
+        // A request that could not be written whole was not processed: it may be sent again.
+        if stream.write_all(&request.bytes).await.is_err() {
+            return Err(Failure::ClosedBeforeAnswer);
+        }
 
         let head = loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -165,12 +170,14 @@ impl Conn {
                 Ok(httparse::Status::Partial) => {}
                 Err(err) => return Err(Failure::Other(anyhow::anyhow!("bad response: {err}"))),
             }
-            if read_more(stream, &mut self.buffer).await? == 0 {
-                return Err(if self.buffer.is_empty() {
-                    Failure::ClosedBeforeAnswer
-                } else {
-                    Failure::Other(anyhow::anyhow!("connection closed mid-answer"))
-                });
+            // The connection ending before any byte of the answer is the server closing an idle
+            // connection as the request arrived; once a byte has come, the request was seen.
+            let nothing_yet = self.buffer.is_empty();
+            match read_more(stream, &mut self.buffer).await {
+                Ok(0) | Err(_) if nothing_yet => return Err(Failure::ClosedBeforeAnswer),
+                Ok(0) => return Err(anyhow::anyhow!("connection closed mid-answer").into()),
+                Ok(_) => {}
+                Err(err) => return Err(err.into()),
             }
         };
         self.buffer.advance(head.len);
@@ -235,14 +242,7 @@ enum Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(err: std::io::Error) -> Self {
-        if matches!(
-            err.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-        ) {
-            Self::ClosedBeforeAnswer
-        } else {
-            Self::Other(err.into())
-        }
+        Self::Other(err.into())
     }
 }
 
@@ -287,7 +287,10 @@ async fn read_chunked(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<B
         let size = usize::from_str_radix(size_hex, 16).context("a chunk size")?;
         // The size line, the chunk and the CRLF after it (after the last chunk: the final CRLF,
         // trailers being something the server never sends).
-        let needed = line_end + 2 + size + 2;
+        let needed = size
+            .checked_add(line_end + 4)
+            .filter(|needed| *needed <= MAX_CHUNK)
+            .context("a chunk larger than any answer of the server")?;
         while buffer.len() < needed {
             if read_more(stream, buffer).await? == 0 {
                 return Err(anyhow::anyhow!("connection closed mid-chunk").into());
@@ -400,6 +403,17 @@ mod tests {
         assert_eq!(&conn.send(&get).await.body[..], b"first");
         let again = conn.send(&get).await;
         assert_eq!((again.status, &again.body[..]), (200, &b"second"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_size_beyond_any_answer_is_a_failure_not_a_panic() {
+        let address = serve(vec![vec![
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+        ]])
+        .await;
+        let mut conn = Conn::new(&address);
+        let failed = conn.send(&Request::new("GET", "/", &address, None)).await;
+        assert_eq!(failed.status, 0);
     }
 
     #[tokio::test]

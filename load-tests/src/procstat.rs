@@ -35,9 +35,11 @@ pub struct CpuSample {
 
 impl CpuSample {
     pub fn take(server: u32) -> Option<Self> {
+        // With the time of exited children, which their parent (the postmaster) collects: a
+        // backend that ends during the phase keeps counting.
         let postgres = processes()
             .filter(|(_, name)| name.starts_with("postgres"))
-            .filter_map(|(pid, _)| cpu_ticks(&pid.to_string()))
+            .filter_map(|(pid, _)| cpu_ticks_with_children(&pid.to_string()))
             .sum();
         Some(Self {
             at: Instant::now(),
@@ -132,13 +134,25 @@ fn processes() -> impl Iterator<Item = (u32, String)> {
 
 /// User plus system time of a process, in clock ticks (`/proc/<pid>/stat`, fields 14 and 15).
 fn cpu_ticks(pid: &str) -> Option<u64> {
+    Some(stat_times(pid)?.into_iter().take(2).sum())
+}
+
+/// The same, plus the time of its children that have exited (fields 16 and 17).
+fn cpu_ticks_with_children(pid: &str) -> Option<u64> {
+    Some(stat_times(pid)?.into_iter().sum())
+}
+
+/// `utime`, `stime`, `cutime` and `cstime` of a process.
+fn stat_times(pid: &str) -> Option<[u64; 4]> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses; the fields after it do not.
-    let after_name = &stat[stat.rfind(')')? + 2..];
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = after_name.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
+    let mut times = [0; 4];
+    for time in &mut times {
+        *time = fields.next()?.parse().ok()?;
+    }
+    Some(times)
 }
 
 #[cfg(test)]
