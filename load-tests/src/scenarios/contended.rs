@@ -42,13 +42,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         &api.address,
         options.clients,
         options.duration,
-        move |mut conn, client, n| {
+        move |client, n| {
             let start = base + chrono::TimeDelta::minutes(30 * (n as i64 % 8));
-            let booking = driver_api.booking(&students[client], &tutor.id, start, 30);
-            async move {
-                let response = conn.send(&booking).await;
-                (conn, response)
-            }
+            driver_api.booking(&students[client], &tutor.id, start, 30)
         },
     )
     .await?;

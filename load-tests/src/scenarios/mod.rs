@@ -13,7 +13,7 @@ pub mod tutors;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::http1::{Conn, Response};
+use crate::http1::{Conn, Request, Response};
 use crate::stats::Series;
 
 /// One request of a run: the series it counts in, its status and its latency.
@@ -36,32 +36,32 @@ impl Outcome {
 }
 
 /// Runs `clients` tasks until `duration` has passed, each with its own keep-alive connection to
-/// `address`. Each calls `request(conn, client, n)` back to back (`n` counts that client's
-/// requests), which gives the connection back with the response; every response is recorded.
-/// Returns the series and the time the run really took.
-pub async fn drive<F, Fut>(
+/// `address`, sending `request(client, n)` back to back (`n` counts that client's requests) and
+/// recording every response. Returns the series and the time the run really took.
+pub async fn drive<F>(
     address: &str,
     clients: usize,
     duration: Duration,
     request: F,
 ) -> anyhow::Result<(Series, Duration)>
 where
-    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = (Conn, Response)> + Send,
+    F: Fn(usize, u64) -> Request + Clone + Send + 'static,
 {
-    let (mut series, elapsed) = drive_series(address, clients, duration, 1, move |conn, c, n| {
-        let request = request.clone();
-        async move {
-            let (conn, response) = request(conn, c, n).await;
-            (conn, Outcome::of(0, &response))
-        }
-    })
-    .await?;
+    let (mut series, elapsed) =
+        drive_series(address, clients, duration, 1, move |mut conn, c, n| {
+            let request = request(c, n);
+            async move {
+                let response = conn.send(&request).await;
+                (conn, Outcome::of(0, &response))
+            }
+        })
+        .await?;
     Ok((series.pop().unwrap_or_default(), elapsed))
 }
 
-/// Like [`drive`], for requests of several kinds: each step reports the kind it was, and each
-/// kind gets its own series.
+/// Like [`drive`], for steps of several kinds, each made of one request or more: `request(conn,
+/// client, n)` gives the connection back with the step's outcome, and each kind gets its own
+/// series.
 pub async fn drive_series<F, Fut>(
     address: &str,
     clients: usize,

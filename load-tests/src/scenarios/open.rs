@@ -36,22 +36,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let driver_api = api.clone();
     let meter = Meter::start(options);
-    let (series, elapsed) = drive(
-        &api.address,
-        clients,
-        options.duration,
-        move |mut conn, client, n| {
-            // Tutors client, client + clients, client + 2·clients, …: none shared with others.
-            let own = (tutors.len() - client - 1) / clients + 1;
-            let tutor = &tutors[client + clients * (n as usize % own)];
-            let start = base + TimeDelta::minutes(30 * n as i64);
-            let booking = driver_api.booking(&students[client], &tutor.id, start, 30);
-            async move {
-                let response = conn.send(&booking).await;
-                (conn, response)
-            }
-        },
-    )
+    let (series, elapsed) = drive(&api.address, clients, options.duration, move |client, n| {
+        // Tutors client, client + clients, client + 2·clients, …: none shared with others.
+        let own = (tutors.len() - client - 1) / clients + 1;
+        let tutor = &tutors[client + clients * (n as usize % own)];
+        let start = base + TimeDelta::minutes(30 * n as i64);
+        driver_api.booking(&students[client], &tutor.id, start, 30)
+    })
     .await?;
     let mut report = Report::new("open", options, elapsed);
     meter.finish(&mut report);

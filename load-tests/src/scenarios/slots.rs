@@ -37,13 +37,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         &api.address,
         options.clients,
         options.duration,
-        move |mut conn, client, n| {
+        move |client, n| {
             let tutor = &tutors[(client + n as usize * 7) % tutors.len()];
-            let get = driver_api.get(&format!("/tutors/{}/slots{query}", tutor.id), None);
-            async move {
-                let response = conn.send(&get).await;
-                (conn, response)
-            }
+            driver_api.get(&format!("/tutors/{}/slots{query}", tutor.id), None)
         },
     )
     .await?;
