@@ -38,7 +38,6 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(15);
 const SHARDS: usize = 64;
 
 /// A running actor and where it publishes its view.
-#[derive(Clone)]
 struct Running {
     addr: Addr<TutorActor>,
     view: Arc<ViewCell>,
@@ -111,10 +110,6 @@ impl Registry {
 
     /// The running actor of a tutor, activating it when needed.
     async fn actor(&self, tutor_id: Uuid) -> Result<Addr<TutorActor>, ScheduleError> {
-        self.running(tutor_id).await.map(|running| running.addr)
-    }
-
-    async fn running(&self, tutor_id: Uuid) -> Result<Running, ScheduleError> {
         let cell = self.cell(tutor_id);
         let activated = cell
             .get_or_try_init(|| async {
@@ -148,7 +143,7 @@ impl Registry {
             })
             .await;
         match activated {
-            Ok(running) => Ok(running.clone()),
+            Ok(running) => Ok(running.addr.clone()),
             Err(err) => {
                 // Do not keep an entry for a tutor that could not be activated.
                 self.forget_cell(tutor_id, &cell);

@@ -6,6 +6,8 @@
 //! in flight is a *reservation* that blocks its interval until the commit answers, and then
 //! becomes busy time or disappears. The database's exclusion constraints stay the last word: when
 //! they refuse what the actor accepted (another server process booked it), the actor reloads.
+//! After every change, before anyone hears of it, the actor publishes a view of its schedule
+//! that requests which only read it use on their own threads (`view.rs`).
 //!
 //! The actor is also the single source of its tutor's live events: every committed change (its
 //! own, or another process's announced by PostgreSQL) is published to this process's
