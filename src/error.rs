@@ -168,6 +168,14 @@ impl From<anyhow::Error> for ApiError {
                 "the server is busy; retry shortly",
             );
         }
+        // A database error that reached us wrapped (a store function returning `anyhow`) means
+        // what it means bare: an unreachable database is `503`, not a fault of ours.
+        if err
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_unavailable)
+        {
+            return Self::Unavailable(err);
+        }
         Self::Internal(err)
     }
 }

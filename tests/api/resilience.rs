@@ -43,6 +43,13 @@ async fn a_lost_database_gives_503_then_the_server_recovers_by_itself() {
     app.book(&students[0], tutor.id, days_ahead_at(2, 10, 0), 60)
         .await
         .assert_problem(503, "service_unavailable");
+    app.put(
+        "/tutors/me/availability",
+        Some(&tutor.token),
+        &all_day_rules(),
+    )
+    .await
+    .assert_problem(503, "service_unavailable");
     // The tutor's actor still answers slot queries from memory.
     let slots = app.get(&slots_path, None).await;
     assert!(
