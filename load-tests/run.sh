@@ -7,12 +7,13 @@
 #   SERVER_ENV="BCRYPT_COST=12" load-tests/run.sh logins --clients 16 --duration 20s
 #
 # PostgreSQL is the local one (as everywhere in this repository); the database `tutoring_bench`
-# is dropped and created again. SERVER_ENV adds settings to the server's environment.
+# is dropped and created again. SERVER_ENV adds settings to the server's environment; NO_BUILD=1
+# skips the build (to repeat a run without touching the binaries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ $# -lt 1 ]; then
-  sed -n '2,10p' "$0"
+  sed -n '2,11p' "$0"
   exit 2
 fi
 scenario=$1
@@ -22,7 +23,7 @@ port=${BENCH_PORT:-18081}
 database=tutoring_bench
 psql_admin() { psql -qX -h 127.0.0.1 -U postgres -d postgres "$@"; }
 
-cargo build --release --workspace --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --workspace --quiet
 psql_admin -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"
 
 # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=value words

@@ -96,6 +96,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
 async fn main() -> anyhow::Result<()> {
     // Built together with the server, reqwest has TLS without a default crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::env::args()
+        .skip(1)
+        .any(|arg| arg == "--help" || arg == "-h")
+    {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let options = parse_args(std::env::args().skip(1))?;
     let report = match options.scenario.as_str() {
         "open" => scenarios::open::run(&options).await?,
