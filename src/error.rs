@@ -212,7 +212,7 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         // a database not accepting connections (55000) or missing (3D000), refused
         // authorization (28), a read-only standby (25006).
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            ["08", "53", "57", "28"]
+            ["08", "53", "57", "28", "40"]
                 .iter()
                 .any(|class| code.starts_with(class))
                 || ["55000", "3D000", "25006"].contains(&code.as_ref())

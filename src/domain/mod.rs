@@ -5,6 +5,7 @@ pub mod availability;
 mod email;
 mod local_time;
 mod money;
+mod note;
 mod password;
 mod profile;
 mod role;
@@ -15,6 +16,7 @@ mod timezone;
 
 pub use email::Email;
 pub use money::{Currency, Money, MoneyDto};
+pub use note::Note;
 pub use password::Password;
 pub use profile::{Bio, Institution, PersonName, Specializations};
 pub use role::Role;

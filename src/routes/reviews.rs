@@ -10,12 +10,10 @@ use super::json::ApiJson;
 use super::pagination::{Page, PageParams, Paginated};
 use super::views::RatingView;
 use crate::auth::StudentUser;
+use crate::domain::Note;
 use crate::error::{ApiError, FieldErrors};
 use crate::store::accounts;
 use crate::store::reviews::{self, ReviewError, ReviewRecord};
-
-/// Longest comment accepted, in characters.
-const MAX_COMMENT_CHARS: usize = 2000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -90,19 +88,22 @@ async fn create_review(
             None
         }
     };
-    let comment = body
-        .comment
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
-        errors.push(
-            "comment",
-            format!("must have at most {MAX_COMMENT_CHARS} characters"),
-        );
-    }
+    let comment = match body.comment.as_deref().map(Note::parse).transpose() {
+        Ok(comment) => comment.flatten(),
+        Err(err) => {
+            errors.push("comment", err.to_string());
+            None
+        }
+    };
     let rating = errors.finish(rating)?;
-    let review = reviews::create(&db, student.id(), body.session_id, rating, comment).await?;
+    let review = reviews::create(
+        &db,
+        student.id(),
+        body.session_id,
+        rating,
+        comment.as_ref().map(Note::as_str),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(ReviewView::from(review)))
 }
 

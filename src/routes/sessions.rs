@@ -11,7 +11,7 @@ use super::json::{ApiJson, OptionalJson};
 use super::pagination::{Page, PageParams, Paginated};
 use super::views::SessionView;
 use crate::auth::{AuthUser, StudentUser};
-use crate::domain::{PaymentStatus, SessionStatus, parse_instant};
+use crate::domain::{Note, PaymentStatus, SessionStatus, parse_instant};
 use crate::error::{ApiError, FieldErrors};
 use crate::payments::Payments;
 use crate::scheduling::{Book, Cancel, Registry, Reschedule, ScheduleError};
@@ -248,16 +248,10 @@ async fn cancel(
     id: web::Path<Uuid>,
     OptionalJson(body): OptionalJson<CancelBody>,
 ) -> Result<web::Json<SessionView>, ApiError> {
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "must have at most 2000 characters",
-        ));
-    }
+    let reason = match body.reason.as_deref().map(Note::parse).transpose() {
+        Ok(reason) => reason.flatten(),
+        Err(err) => return Err(ApiError::invalid_field("reason", err.to_string())),
+    };
     let session = participant_session(&db, &caller, *id).await?;
     if session.status != SessionStatus::Scheduled {
         return Err(not_scheduled(&session));

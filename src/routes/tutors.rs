@@ -114,14 +114,18 @@ async fn list_tutors(
             ("available_to", to.as_deref()),
         ),
     };
+    let specialization = params
+        .specialization
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if specialization.is_some_and(|s| s.chars().any(char::is_control)) {
+        errors.push("specialization", "must not contain control characters");
+    }
     errors.finish(Some(()))?;
     let page = Page::parse(&params.page)?;
     let filter = CatalogueFilter {
-        specialization: params
-            .specialization
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty()),
+        specialization,
         max_price_cents: max_price,
     };
     let Some((from, to)) = range else {

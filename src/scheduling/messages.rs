@@ -7,9 +7,9 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::TimeZone;
 use crate::domain::availability::AvailabilityRules;
 use crate::domain::slots::{Refusal, Slot, StartBounds};
+use crate::domain::{Note, TimeZone};
 use crate::store::sessions::SessionRecord;
 
 /// Why the scheduler refused or failed a request.
@@ -104,7 +104,7 @@ pub struct SlotList {
 #[rtype(result = "Result<SessionRecord, ScheduleError>")]
 pub struct Cancel {
     pub session_id: Uuid,
-    pub reason: Option<String>,
+    pub reason: Option<Note>,
 }
 
 /// Move a scheduled session; the old time is kept when the new one is refused.

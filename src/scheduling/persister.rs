@@ -10,7 +10,10 @@ use futures_util::FutureExt as _;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::store::sessions::{self, InsertRefusal, NewSession, Sequenced};
+use crate::store::{
+    self,
+    sessions::{self, InsertRefusal, NewSession, Sequenced},
+};
 
 /// Bookings one transaction carries at most.
 const MAX_BATCH: usize = 256;
@@ -86,20 +89,10 @@ async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
         }
         let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
         let started = std::time::Instant::now();
-        let mut written = sessions::insert_batch(pool, &rows).await;
         // Two writers inserting overlapping sessions of one student, or two processes advancing
         // the sequences of the same tutors in different orders, can deadlock inside PostgreSQL;
         // the loser wrote nothing, so its batch is simply retried.
-        for _ in 0..3 {
-            match &written {
-                Err(sqlx::Error::Database(err))
-                    if matches!(err.code().as_deref(), Some("40P01" | "40001")) =>
-                {
-                    written = sessions::insert_batch(pool, &rows).await;
-                }
-                _ => break,
-            }
-        }
+        let written = store::retry_transient(|| sessions::insert_batch(pool, &rows)).await;
         tracing::debug!(
             rows = rows.len(),
             micros = started.elapsed().as_micros(),

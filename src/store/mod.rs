@@ -21,6 +21,32 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::configuration::DatabaseSettings;
 
+/// How many times a transaction PostgreSQL rolled back for a transient reason is tried in all.
+const TRANSIENT_ATTEMPTS: usize = 3;
+
+/// Whether PostgreSQL rolled a transaction back for a reason a retry may clear: a deadlock
+/// (`40P01`) or a serialization failure (`40001`). Nothing of the transaction was written.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// Runs `attempt` again while it fails transiently, a few times at most. Two transactions that
+/// write overlapping rows of one student through two tutors' actors can deadlock inside
+/// PostgreSQL; the loser wrote nothing, so trying it again is safe.
+pub async fn retry_transient<T, F, Fut>(mut attempt: F) -> sqlx::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = sqlx::Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(err) if is_transient(&err) && tries < TRANSIENT_ATTEMPTS => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// The embedded migrations (`migrations/`), applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

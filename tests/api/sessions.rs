@@ -360,6 +360,18 @@ async fn cancelling_frees_the_slot_at_once_and_only_once() {
     )
     .await
     .assert_problem(404, "session_not_found");
+    // A reason PostgreSQL could not store is refused at the edge, and nothing changes.
+    for reason in ["sick\u{0}".to_owned(), "x".repeat(2001)] {
+        let refused = app
+            .post(
+                &format!("/sessions/{id}/cancel"),
+                Some(&tutor.token),
+                &json!({ "reason": reason }),
+            )
+            .await;
+        refused.assert_problem(422, "validation_failed");
+        assert_eq!(refused.error_fields(), ["reason"]);
+    }
     let cancelled = app
         .post(
             &format!("/sessions/{id}/cancel"),

@@ -234,6 +234,7 @@ async fn bad_catalogue_filters_are_422_problems_naming_the_field() {
         ),
         ("limit=0".to_owned(), "limit"),
         ("cursor=bogus".to_owned(), "cursor"),
+        ("specialization=math%00".to_owned(), "specialization"),
     ];
     for (query, field) in cases {
         let response = app.get(&format!("/tutors?{query}"), None).await;

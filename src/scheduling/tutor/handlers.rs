@@ -4,6 +4,7 @@ use actix::prelude::*;
 use chrono::Utc;
 
 use super::{TutorActor, db_failure, persist_failure};
+use crate::domain::Note;
 use crate::domain::availability::AvailabilityRules;
 use crate::domain::slots::{self, Interval, Refusal, StartBounds};
 use crate::realtime::events::{Change, TutorEvent};
@@ -12,8 +13,8 @@ use crate::scheduling::messages::{
     ScheduleError, SlotsAnswer, Snapshot, SnapshotAnswer,
 };
 use crate::scheduling::view::guarded;
-use crate::store::availability;
 use crate::store::sessions::{self, InsertRefusal, NewSession, RescheduleRefusal, SessionRecord};
+use crate::store::{self, availability};
 
 fn interval_of(record: &SessionRecord) -> Interval {
     Interval {
@@ -123,9 +124,10 @@ impl Handler<Cancel> for TutorActor {
     fn handle(&mut self, msg: Cancel, _ctx: &mut Self::Context) -> Self::Result {
         self.touch();
         let pool = self.pool.clone();
-        let written =
-            async move { sessions::cancel(&pool, msg.session_id, msg.reason.as_deref()).await }
-                .into_actor(self);
+        let written = async move {
+            sessions::cancel(&pool, msg.session_id, msg.reason.as_ref().map(Note::as_str)).await
+        }
+        .into_actor(self);
         Box::pin(written.map(|cancelled, act, ctx| {
             let Some(cancelled) = cancelled.map_err(db_failure)? else {
                 return Err(ScheduleError::NotScheduled);
@@ -160,7 +162,10 @@ impl Handler<Reschedule> for TutorActor {
         let pool = self.pool.clone();
         let minutes = i32::try_from(msg.duration_minutes).unwrap_or(i32::MAX);
         let written = async move {
-            sessions::reschedule(&pool, msg.session_id, interval.start, interval.end, minutes).await
+            store::retry_transient(|| {
+                sessions::reschedule(&pool, msg.session_id, interval.start, interval.end, minutes)
+            })
+            .await
         }
         .into_actor(self);
         Box::pin(written.map(move |moved, act, ctx| {
