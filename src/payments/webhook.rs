@@ -42,7 +42,8 @@ pub fn verify(header: &str, body: &[u8], secret: &str, now: i64) -> Result<(), S
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // `abs_diff`: a timestamp of any size, however absurd, is only stale, never an overflow.
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let mac = signed(secret, timestamp, body)?;
@@ -113,6 +114,10 @@ mod tests {
         assert_eq!(
             verify("", BODY, SECRET, 1_000),
             Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(&format!("t={},v1=00", i64::MIN), BODY, SECRET, 1_000),
+            Err(SignatureError::Stale)
         );
     }
 

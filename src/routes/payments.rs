@@ -227,6 +227,14 @@ async fn stripe_webhook(
     } else {
         object["payment_intent"].as_str()
     };
+    // Stripe's ids and event types are short printable words; anything else is not Stripe's.
+    let word = |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
+    if !word(event_id) || !word(event_type) || charge_ref.is_some_and(|r| !word(r)) {
+        return Err(ApiError::bad_request(
+            "invalid_event",
+            "the event's id, type or object id is not a Stripe identifier",
+        ));
+    }
     let applied = payments::apply_event(
         &db,
         "stripe",

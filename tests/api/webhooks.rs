@@ -151,6 +151,28 @@ async fn bad_signatures_are_refused_and_change_nothing() {
     send(&app, &body, "")
         .await
         .assert_problem(400, "invalid_signature");
+    // Signed, but with ids no Stripe event has: refused before anything is stored.
+    for odd in [
+        event(
+            &"e".repeat(256),
+            "payment_intent.succeeded",
+            json!({"id": "pi_789"}),
+        ),
+        event(
+            "evt_5\u{0}",
+            "payment_intent.succeeded",
+            json!({"id": "pi_789"}),
+        ),
+        event(
+            "evt_6",
+            "payment_intent.succeeded",
+            json!({"id": "pi_789\u{0}"}),
+        ),
+    ] {
+        send(&app, &odd, &sign(SECRET, now(), odd.as_bytes()))
+            .await
+            .assert_problem(400, "invalid_event");
+    }
     assert_eq!(
         session_payment(&app, session).await,
         ("unpaid".into(), "pending".into())
