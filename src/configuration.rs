@@ -48,6 +48,9 @@ pub struct PaymentSettings {
     pub stripe_api_base: Option<String>,
     /// The signing secret of Stripe webhooks; without it the webhook route answers 503.
     pub stripe_webhook_secret: Option<String>,
+    /// How often refunds owed (a failed refund, a charge that succeeded after its session was
+    /// cancelled) are tried again.
+    pub refund_retry: Duration,
 }
 
 impl std::fmt::Debug for PaymentSettings {
@@ -63,6 +66,7 @@ impl std::fmt::Debug for PaymentSettings {
                 "stripe_webhook_secret",
                 &self.stripe_webhook_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("refund_retry", &self.refund_retry)
             .finish()
     }
 }
@@ -215,6 +219,11 @@ impl Settings {
             bail!("TUTOR_IDLE_MS must be at least 200");
         }
 
+        let refund_retry = Duration::from_millis(parse_or(&get, "REFUND_RETRY_MS", 60_000)?);
+        if refund_retry < Duration::from_millis(100) {
+            bail!("REFUND_RETRY_MS must be at least 100");
+        }
+
         Ok(Self {
             environment,
             bind_addr,
@@ -227,6 +236,7 @@ impl Settings {
                 stripe_secret_key: get("STRIPE_SECRET_KEY"),
                 stripe_api_base: get("STRIPE_API_BASE"),
                 stripe_webhook_secret: get("STRIPE_WEBHOOK_SECRET"),
+                refund_retry,
             },
         })
     }

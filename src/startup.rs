@@ -14,8 +14,8 @@ use sqlx::{ConnectOptions as _, PgPool};
 
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
-use crate::payments::Payments;
 use crate::payments::webhook::WebhookSecret;
+use crate::payments::{Payments, refunds};
 use crate::realtime::{self, Hub};
 use crate::routes::{self, json};
 use crate::scheduling::{Persister, Registry};
@@ -131,6 +131,11 @@ impl Application {
         let hub_data = web::Data::new(hub.clone());
 
         let payments = web::Data::new(Payments::from_settings(&settings.payments)?);
+        refunds::spawn_refunder(
+            pool.clone(),
+            payments.get_ref().clone(),
+            settings.payments.refund_retry,
+        );
         let webhook = web::Data::new(WebhookSecret(
             settings.payments.stripe_webhook_secret.clone(),
         ));

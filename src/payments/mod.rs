@@ -5,6 +5,7 @@
 //! ([`StripeProvider`]); its outcomes are confirmed by the webhook ([`webhook`]).
 
 mod fake;
+pub mod refunds;
 mod stripe;
 pub mod webhook;
 
@@ -79,14 +80,30 @@ impl Payments {
     }
 
     pub async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, ProviderError> {
+        // A free session (a tutor's price may be zero) is paid without asking anyone: no
+        // provider takes a charge of nothing (Stripe refuses amounts under its minimum).
+        if request.amount_cents == 0 {
+            return Ok(ChargeOutcome {
+                provider_ref: format!("free_{}", request.idempotency_key),
+                status: ChargeStatus::Succeeded,
+                client_secret: None,
+            });
+        }
         match self {
             Self::Fake(provider) => Ok(provider.charge(request)),
             Self::Stripe(provider) => provider.charge(request).await,
         }
     }
 
-    /// Refunds a succeeded charge in full; returns the provider's refund id.
-    pub async fn refund(&self, provider_ref: &str) -> Result<String, ProviderError> {
+    /// Refunds a succeeded charge of `amount_cents` in full; returns the provider's refund id.
+    pub async fn refund(
+        &self,
+        provider_ref: &str,
+        amount_cents: i64,
+    ) -> Result<String, ProviderError> {
+        if amount_cents == 0 {
+            return Ok(format!("free_refund_{provider_ref}"));
+        }
         match self {
             Self::Fake(provider) => Ok(provider.refund(provider_ref)),
             Self::Stripe(provider) => provider.refund(provider_ref).await,

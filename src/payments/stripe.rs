@@ -73,13 +73,21 @@ impl StripeProvider {
         if status.is_success() {
             return intent_outcome(&body);
         }
-        // A declined card is an answer, not a failure: 402 with a card error.
-        if status.as_u16() == 402 && body["error"]["type"] == "card_error" {
+        // A refused charge is an answer, not a failure: 402 when the card was declined, 400 when
+        // Stripe will not make this charge at all (an amount under its minimum, an unknown
+        // payment method, an unsupported currency). Other statuses (401, 409, 429, 5xx) say
+        // nothing about the charge: it may be retried with the same key. Neither does an
+        // `idempotency_error` (a key reused with other parameters), which is a fault of ours.
+        if matches!(status.as_u16(), 400 | 402) && body["error"]["type"] != "idempotency_error" {
             let error = &body["error"];
             let code = error["decline_code"]
                 .as_str()
                 .or(error["code"].as_str())
-                .unwrap_or("card_declined")
+                .unwrap_or(if status.as_u16() == 402 {
+                    "card_declined"
+                } else {
+                    "invalid_request"
+                })
                 .to_owned();
             let provider_ref = error["payment_intent"]["id"]
                 .as_str()

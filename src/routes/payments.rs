@@ -12,7 +12,7 @@ use crate::auth::StudentUser;
 use crate::domain::{MoneyDto, PaymentStatus, SessionStatus};
 use crate::error::ApiError;
 use crate::payments::webhook::{self, WebhookSecret};
-use crate::payments::{ChargeRequest, Payments};
+use crate::payments::{ChargeRequest, Payments, refunds};
 use crate::store::payments::{self, BeginError, Begun, PaymentRecord};
 use crate::store::sessions;
 
@@ -143,14 +143,16 @@ async fn charge(
                 Begun::Replay(existing) if existing.status != "pending" => {
                     return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
                 }
-                Begun::Replay(pending) | Begun::New(pending) => pending,
+                Begun::Replay(pending) | Begun::New(pending) | Begun::Resume(pending) => pending,
             }
         }
     };
+    // The payment's own key, which differs from this request's when an abandoned charge is
+    // resumed: the provider then answers with the charge it may already have made.
     let request = ChargeRequest {
         amount_cents: payment.amount_cents,
         currency: payment.currency.clone(),
-        idempotency_key: key,
+        idempotency_key: payment.idempotency_key.clone(),
         session_id: session.id,
         payment_method: body.payment_method,
     };
@@ -160,34 +162,10 @@ async fn charge(
         .map_err(|err| ApiError::Unavailable(err.into()))?;
     let finished = payments::finish(&db, payment.id, &outcome).await?;
     if finished.needs_refund {
-        // Cancelled while we charged: give the money back at once.
-        refund(&db, &provider, &finished.payment).await?;
+        // Cancelled while we charged: give the money back now (or on the next sweep).
+        refunds::refund_owed(&db, &provider, Some(session.id)).await;
     }
     Ok(HttpResponse::Created().json(PaymentView::from(&finished.payment)))
-}
-
-async fn refund(db: &PgPool, provider: &Payments, payment: &PaymentRecord) -> Result<(), ApiError> {
-    let Some(provider_ref) = payment.provider_ref.as_deref() else {
-        return Ok(());
-    };
-    let refund_ref = provider
-        .refund(provider_ref)
-        .await
-        .map_err(|err| ApiError::Unavailable(err.into()))?;
-    payments::mark_refunded(db, payment.id, &refund_ref).await?;
-    Ok(())
-}
-
-/// Refunds the session's succeeded payment, if it has one (after a cancellation).
-pub async fn refund_if_paid(
-    db: &PgPool,
-    provider: &Payments,
-    session_id: Uuid,
-) -> Result<(), ApiError> {
-    if let Some(payment) = payments::succeeded_of(db, session_id).await? {
-        refund(db, provider, &payment).await?;
-    }
-    Ok(())
 }
 
 /// `POST /payment/webhook/stripe`: verifies `Stripe-Signature` over the raw body, then applies

@@ -13,7 +13,7 @@ use super::views::SessionView;
 use crate::auth::{AuthUser, StudentUser};
 use crate::domain::{Note, PaymentStatus, SessionStatus, parse_instant};
 use crate::error::{ApiError, FieldErrors};
-use crate::payments::Payments;
+use crate::payments::{Payments, refunds};
 use crate::scheduling::{Book, Cancel, Registry, Reschedule, ScheduleError};
 use crate::store::idempotency::{self, Claim};
 use crate::store::sessions::{self, SessionFilter, SessionRecord};
@@ -267,9 +267,13 @@ async fn cancel(
         .await?;
     match cancelled {
         Ok(record) if record.payment_status == PaymentStatus::Paid => {
-            super::payments::refund_if_paid(&db, &payments, record.id).await?;
-            let refunded = participant_session(&db, &caller, record.id).await?;
-            Ok(web::Json(SessionView::from(&refunded)))
+            // The cancellation has committed: a refund the provider fails now is made by the
+            // sweep, and the session says `paid` until then.
+            refunds::refund_owed(&db, &payments, Some(record.id)).await;
+            let now = participant_session(&db, &caller, record.id)
+                .await
+                .unwrap_or(record);
+            Ok(web::Json(SessionView::from(&now)))
         }
         Ok(record) => Ok(web::Json(SessionView::from(&record))),
         Err(crate::scheduling::ScheduleError::NotScheduled) => {

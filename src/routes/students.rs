@@ -11,7 +11,7 @@ use super::views::{LinkedTeacherView, MessageView, StudentView, UserView};
 use crate::auth::{Auth, StudentUser, TutorUser};
 use crate::domain::{Role, TutorTag};
 use crate::error::{ApiError, FieldErrors};
-use crate::payments::Payments;
+use crate::payments::{Payments, refunds};
 use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account, LinkTo};
 use crate::store::links;
@@ -146,8 +146,9 @@ async fn deactivate_me(
             .tell_if_running(tutor_id, Changed::Released(sessions))
             .await;
     }
+    // The deactivation has committed: a refund the provider fails now is made by the sweep.
     for (session_id, _) in &cancelled {
-        super::payments::refund_if_paid(&db, &payments, *session_id).await?;
+        refunds::refund_owed(&db, &payments, Some(*session_id)).await;
     }
     tracing::info!(student = %caller.id(), cancelled = cancelled.len(), "student deactivated");
     Ok(web::Json(MessageView {

@@ -11,7 +11,7 @@ use super::views::{LinkedStudentView, MessageView, TeacherView};
 use crate::auth::{Auth, TutorUser};
 use crate::domain::Role;
 use crate::error::{ApiError, FieldErrors};
-use crate::payments::Payments;
+use crate::payments::{Payments, refunds};
 use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account};
 use crate::store::links;
@@ -91,8 +91,9 @@ async fn deactivate_me(
     scheduler
         .tell_if_running(caller.id(), Changed::Deactivated)
         .await;
+    // The deactivation has committed: a refund the provider fails now is made by the sweep.
     for (session_id, _) in &cancelled {
-        super::payments::refund_if_paid(&db, &payments, *session_id).await?;
+        refunds::refund_owed(&db, &payments, Some(*session_id)).await;
     }
     tracing::info!(tutor = %caller.id(), cancelled = cancelled.len(), "tutor deactivated");
     Ok(web::Json(MessageView {

@@ -45,7 +45,16 @@ pub enum Begun {
     New(PaymentRecord),
     /// The same key charged this session before: answer with that payment.
     Replay(PaymentRecord),
+    /// An earlier charge of the session, under another key, was never answered by the provider
+    /// and its request is long over: send it again, with its own key, so the provider makes at
+    /// most one charge of the two.
+    Resume(PaymentRecord),
 }
+
+/// How long a charge may stay `pending` before another request may take it over. Longer than
+/// any provider call may last (Stripe's client gives up after 25 s), so the first attempt is
+/// over by then, however it ended.
+const ABANDONED_AFTER_SECS: f64 = 60.0;
 
 /// Records a pending payment for a session, unless one is live or the key was used.
 pub async fn begin(
@@ -86,6 +95,21 @@ pub async fn begin(
         Err(sqlx::Error::Database(err))
             if err.constraint() == Some("payments_one_live_per_session") =>
         {
+            // A pending charge nobody has touched for long is taken over (one request wins
+            // the update); one still in flight, or waiting on the client, is in progress.
+            let abandoned: Option<PaymentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE payments SET updated_at = now() \
+                 WHERE session_id = $1 AND status = 'pending' \
+                   AND updated_at < now() - make_interval(secs => $2) \
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(session_id)
+            .bind(ABANDONED_AFTER_SECS)
+            .fetch_optional(pool)
+            .await?;
+            if let Some(abandoned) = abandoned {
+                return Ok(Begun::Resume(abandoned));
+            }
             let live: Option<String> = sqlx::query_scalar(
                 "SELECT status FROM payments WHERE session_id = $1 \
                  AND status IN ('pending', 'requires_action', 'succeeded')",
@@ -161,13 +185,26 @@ pub async fn finish(
     })
 }
 
-/// The succeeded payment of a session, if any.
-pub async fn succeeded_of(pool: &PgPool, session_id: Uuid) -> sqlx::Result<Option<PaymentRecord>> {
+/// Succeeded payments through `provider` of cancelled sessions: money owed back. Of one session
+/// when given, else of any (the oldest first, `limit` at most).
+pub async fn owed_refunds(
+    pool: &PgPool,
+    provider: &str,
+    session_id: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<PaymentRecord>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE session_id = $1 AND status = 'succeeded'"
+        "SELECT {COLUMNS} FROM payments \
+         WHERE status = 'succeeded' AND provider = $3 \
+           AND ($1::uuid IS NULL OR session_id = $1) \
+           AND EXISTS (SELECT 1 FROM sessions s \
+                       WHERE s.id = payments.session_id AND s.status = 'cancelled') \
+         ORDER BY updated_at LIMIT $2"
     )))
     .bind(session_id)
-    .fetch_optional(pool)
+    .bind(limit)
+    .bind(provider)
+    .fetch_all(pool)
     .await
 }
 

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod live;
 mod payments;
+mod refunds;
 mod resilience;
 mod reviews;
 mod sessions;

@@ -9,7 +9,7 @@ use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, read, 
 
 const KEY: &str = "sk_test_local";
 
-async fn app_on(api_base: &str) -> TestApp {
+pub async fn app_on(api_base: &str) -> TestApp {
     let api_base = api_base.to_owned();
     spawn_app_with(move |settings| {
         settings.payments.provider = "stripe".to_owned();
@@ -19,7 +19,7 @@ async fn app_on(api_base: &str) -> TestApp {
     .await
 }
 
-async fn booked_session(
+pub async fn booked_session(
     app: &TestApp,
 ) -> (crate::helpers::TestUser, crate::helpers::TestUser, Uuid) {
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
@@ -34,7 +34,7 @@ async fn booked_session(
     (tutor, student, id)
 }
 
-async fn charge(
+pub async fn charge(
     app: &TestApp,
     token: &str,
     session: Uuid,
@@ -182,6 +182,105 @@ async fn a_network_failure_is_a_503_and_the_same_key_retries_the_same_charge() {
         .await;
     let retried = charge(&app, &student.token, session, "pm_card_visa", "charge-3").await;
     assert_eq!(retried.assert_status(201)["status"], "succeeded");
+}
+
+#[actix_web::test]
+async fn a_charge_stripe_refuses_outright_is_a_failed_payment_and_another_may_follow() {
+    let stripe = MockServer::start().await;
+    let app = app_on(&stripe.uri()).await;
+    let (_, student, session) = booked_session(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "charge-bad-method"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "type": "invalid_request_error", "code": "resource_missing",
+            "param": "payment_method", "message": "No such PaymentMethod: 'pm_gone'",
+        }})))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let refused = charge(
+        &app,
+        &student.token,
+        session,
+        "pm_gone",
+        "charge-bad-method",
+    )
+    .await;
+    assert_eq!(refused.assert_status(201)["status"], "failed");
+    let failure: Option<String> =
+        sqlx::query_scalar("SELECT failure_code FROM payments WHERE session_id = $1")
+            .bind(session)
+            .fetch_one(&app.db)
+            .await
+            .expect("failure code");
+    assert_eq!(failure.as_deref(), Some("resource_missing"));
+
+    // The session is not stuck: a charge with a good card goes through.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "charge-good-method"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_after_refusal", "object": "payment_intent", "status": "succeeded",
+        })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let paid = charge(
+        &app,
+        &student.token,
+        session,
+        "pm_card_visa",
+        "charge-good-method",
+    )
+    .await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+}
+
+#[actix_web::test]
+async fn an_abandoned_charge_is_resumed_with_its_own_key_by_a_later_request() {
+    let stripe = MockServer::start().await;
+    let app = app_on(&stripe.uri()).await;
+    let (_, student, session) = booked_session(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"error": {
+            "type": "api_error", "message": "Service unavailable",
+        }})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    charge(&app, &student.token, session, "pm_card_visa", "first-key")
+        .await
+        .assert_problem(503, "service_unavailable");
+
+    // Long after, the first request is surely over: a charge with a new key sends the old
+    // charge again, under the old key, so Stripe can answer with what it may already have done.
+    sqlx::query("UPDATE payments SET updated_at = now() - interval '2 minutes'")
+        .execute(&app.db)
+        .await
+        .expect("aged");
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "first-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_resumed", "object": "payment_intent", "status": "succeeded",
+        })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let resumed = charge(&app, &student.token, session, "pm_card_visa", "second-key").await;
+    assert_eq!(resumed.assert_status(201)["status"], "succeeded");
+    let (payments, paid): (i64, String) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM payments WHERE session_id = $1), \
+                (SELECT payment_status FROM sessions WHERE id = $1)",
+    )
+    .bind(session)
+    .fetch_one(&app.db)
+    .await
+    .expect("state");
+    assert_eq!((payments, paid.as_str()), (1, "paid"));
 }
 
 #[actix_web::test]
