@@ -65,7 +65,7 @@ fn bounded_text(raw: &str, min: usize, max: usize, what: &str) -> Result<String,
     }
     if trimmed
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         return Err(InvalidValue::new(format!(
             "{what} must not contain control characters"

@@ -38,6 +38,7 @@ mod tests {
 
     fn request(method: Option<&str>) -> ChargeRequest {
         ChargeRequest {
+            payment_id: uuid::Uuid::now_v7(),
             amount_cents: 12_000,
             currency: "BRL".to_owned(),
             idempotency_key: "k".to_owned(),

@@ -15,6 +15,8 @@ pub use stripe::StripeProvider;
 /// A charge to make.
 #[derive(Debug, Clone)]
 pub struct ChargeRequest {
+    /// Our id of the payment, sent along so the provider's events name it.
+    pub payment_id: uuid::Uuid,
     pub amount_cents: i64,
     pub currency: String,
     /// Sent to the provider, so a retried charge is never made twice.

@@ -15,11 +15,33 @@ use crate::store::payments::{self, PaymentRecord};
 /// Refunds examined per sweep; the next sweep takes the rest.
 const SWEEP_BATCH: i64 = 100;
 
+/// How long a request that made refunds due waits for them before it answers anyway.
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
+
+/// Refunds what the sessions owe in a task of its own, and waits for it a little: the answer
+/// usually shows the refunds made, but never waits long on the provider (the task goes on, and
+/// the sweep catches what it could not do).
+pub async fn refund_soon(pool: &PgPool, provider: &Payments, sessions: Vec<Uuid>) {
+    let (pool, provider) = (pool.clone(), provider.clone());
+    let task = tokio::spawn(async move {
+        for session_id in sessions {
+            refund_owed(&pool, &provider, Some(session_id)).await;
+        }
+    });
+    let _ = tokio::time::timeout(ANSWER_WAIT, task).await;
+}
+
 /// Refunds what is owed on one session (`Some`) or on any (`None`), and returns how many
 /// refunds were made. Failures are logged and left for the next sweep: the cancellation that
 /// made the refund due has committed whatever happens here.
 pub async fn refund_owed(pool: &PgPool, provider: &Payments, session_id: Option<Uuid>) -> usize {
-    let owed = match payments::owed_refunds(pool, provider.name(), session_id, SWEEP_BATCH).await {
+    let owed = match session_id {
+        Some(session_id) => payments::owed_refund(pool, provider.name(), session_id)
+            .await
+            .map(|owed| owed.into_iter().collect()),
+        None => payments::owed_refunds(pool, provider.name(), SWEEP_BATCH).await,
+    };
+    let owed: Vec<PaymentRecord> = match owed {
         Ok(owed) => owed,
         Err(err) => {
             tracing::warn!(error = %err, "could not look for refunds owed; will retry");
@@ -45,6 +67,7 @@ async fn refund(pool: &PgPool, provider: &Payments, payment: &PaymentRecord) -> 
         .provider_ref
         .as_deref()
         .context("a succeeded payment without the provider's id")?;
+    payments::refund_attempted(pool, payment.id).await?;
     let refund_ref = provider.refund(provider_ref, payment.amount_cents).await?;
     payments::mark_refunded(pool, payment.id, &refund_ref).await?;
     Ok(())

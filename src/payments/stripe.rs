@@ -45,6 +45,7 @@ impl StripeProvider {
             ("amount", request.amount_cents.to_string()),
             ("currency", request.currency.to_ascii_lowercase()),
             ("metadata[session_id]", request.session_id.to_string()),
+            ("metadata[payment_id]", request.payment_id.to_string()),
         ];
         if let Some(method) = &request.payment_method {
             form.push(("payment_method", method.clone()));

@@ -13,7 +13,7 @@ use crate::domain::{MoneyDto, PaymentStatus, SessionStatus};
 use crate::error::ApiError;
 use crate::payments::webhook::{self, WebhookSecret};
 use crate::payments::{ChargeRequest, Payments, refunds};
-use crate::store::payments::{self, BeginError, Begun, PaymentRecord};
+use crate::store::payments::{self, BeginError, Begun, NewCharge, PaymentRecord};
 use crate::store::sessions;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -104,6 +104,21 @@ async fn charge(
             }
         },
     };
+    let payment_method = match body.payment_method.as_deref().map(str::trim) {
+        None => None,
+        Some(method)
+            if (1..=255).contains(&method.len())
+                && method.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Some(method)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "payment_method",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+    };
     // The same key answers with its first payment, whatever the session became since; a
     // charge the provider never answered (network failure) is sent again with the same key,
     // which the provider deduplicates.
@@ -130,42 +145,64 @@ async fn charge(
     let payment = match resumed {
         Some(pending) => pending,
         None => {
-            let begun = payments::begin(
-                &db,
-                session.id,
-                provider.name(),
-                &key,
-                session.price_cents,
-                &session.currency,
-            )
-            .await?;
-            match begun {
+            let charge = NewCharge {
+                session_id: session.id,
+                provider: provider.name(),
+                key: &key,
+                amount_cents: session.price_cents,
+                currency: &session.currency,
+                payment_method,
+            };
+            match payments::begin(&db, charge).await? {
                 Begun::Replay(existing) if existing.status != "pending" => {
                     return Ok(HttpResponse::Created().json(PaymentView::from(&existing)));
                 }
-                Begun::Replay(pending) | Begun::New(pending) | Begun::Resume(pending) => pending,
+                Begun::Replay(pending) | Begun::New(pending) => pending,
+                Begun::Abandoned(abandoned) => {
+                    // Settle the abandoned charge first; only if it failed may this one begin.
+                    let settled = send(&db, &provider, &abandoned).await?;
+                    match settled.status.as_str() {
+                        "failed" => match payments::begin(&db, charge).await? {
+                            Begun::New(pending) => pending,
+                            // Another request began a charge meanwhile.
+                            _ => return Err(BeginError::InProgress.into()),
+                        },
+                        "succeeded" => return Err(BeginError::AlreadyPaid.into()),
+                        _ => return Err(BeginError::InProgress.into()),
+                    }
+                }
             }
         }
     };
-    // The payment's own key, which differs from this request's when an abandoned charge is
-    // resumed: the provider then answers with the charge it may already have made.
+    let finished = send(&db, &provider, &payment).await?;
+    Ok(HttpResponse::Created().json(PaymentView::from(&finished)))
+}
+
+/// Sends a pending payment's charge to the provider, exactly as it was first asked for (its own
+/// key, method and amount, so a resend is deduplicated by the provider), and records the answer.
+async fn send(
+    db: &PgPool,
+    provider: &Payments,
+    payment: &PaymentRecord,
+) -> Result<PaymentRecord, ApiError> {
     let request = ChargeRequest {
+        payment_id: payment.id,
+        session_id: payment.session_id,
         amount_cents: payment.amount_cents,
         currency: payment.currency.clone(),
         idempotency_key: payment.idempotency_key.clone(),
-        session_id: session.id,
-        payment_method: body.payment_method,
+        payment_method: payment.payment_method.clone(),
     };
     let outcome = provider
         .charge(&request)
         .await
         .map_err(|err| ApiError::Unavailable(err.into()))?;
-    let finished = payments::finish(&db, payment.id, &outcome).await?;
+    let finished = payments::finish(db, payment.id, &outcome).await?;
     if finished.needs_refund {
         // Cancelled while we charged: give the money back now (or on the next sweep).
-        refunds::refund_owed(&db, &provider, Some(session.id)).await;
+        refunds::refund_soon(db, provider, vec![payment.session_id]).await;
     }
-    Ok(HttpResponse::Created().json(PaymentView::from(&finished.payment)))
+    Ok(finished.payment)
 }
 
 /// `POST /payment/webhook/stripe`: verifies `Stripe-Signature` over the raw body, then applies
@@ -205,6 +242,12 @@ async fn stripe_webhook(
     } else {
         object["payment_intent"].as_str()
     };
+    // Our payment's id, which a PaymentIntent we created carries in its metadata.
+    let payment_id = event_type
+        .starts_with("payment_intent.")
+        .then(|| object["metadata"]["payment_id"].as_str())
+        .flatten()
+        .and_then(|id| id.parse::<Uuid>().ok());
     // Stripe's ids and event types are short printable words; anything else is not Stripe's.
     let word = |s: &str| (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
     if !word(event_id) || !word(event_type) || charge_ref.is_some_and(|r| !word(r)) {
@@ -220,6 +263,7 @@ async fn stripe_webhook(
             event_id,
             event_type,
             charge_ref,
+            payment_id,
         },
     )
     .await?;

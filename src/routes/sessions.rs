@@ -269,7 +269,7 @@ async fn cancel(
         Ok(record) if record.payment_status == PaymentStatus::Paid => {
             // The cancellation has committed: a refund the provider fails now is made by the
             // sweep, and the session says `paid` until then.
-            refunds::refund_owed(&db, &payments, Some(record.id)).await;
+            refunds::refund_soon(&db, &payments, vec![record.id]).await;
             let now = participant_session(&db, &caller, record.id)
                 .await
                 .unwrap_or(record);

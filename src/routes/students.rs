@@ -147,9 +147,11 @@ async fn deactivate_me(
             .await;
     }
     // The deactivation has committed: a refund the provider fails now is made by the sweep.
-    for (session_id, _) in &cancelled {
-        refunds::refund_owed(&db, &payments, Some(*session_id)).await;
-    }
+    let sessions = cancelled
+        .iter()
+        .map(|(session_id, _)| *session_id)
+        .collect();
+    refunds::refund_soon(&db, &payments, sessions).await;
     tracing::info!(student = %caller.id(), cancelled = cancelled.len(), "student deactivated");
     Ok(web::Json(MessageView {
         message: "the student account has been deactivated",

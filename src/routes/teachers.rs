@@ -92,9 +92,11 @@ async fn deactivate_me(
         .tell_if_running(caller.id(), Changed::Deactivated)
         .await;
     // The deactivation has committed: a refund the provider fails now is made by the sweep.
-    for (session_id, _) in &cancelled {
-        refunds::refund_owed(&db, &payments, Some(*session_id)).await;
-    }
+    let sessions = cancelled
+        .iter()
+        .map(|(session_id, _)| *session_id)
+        .collect();
+    refunds::refund_soon(&db, &payments, sessions).await;
     tracing::info!(tutor = %caller.id(), cancelled = cancelled.len(), "tutor deactivated");
     Ok(web::Json(MessageView {
         message: "the teacher account has been deactivated",

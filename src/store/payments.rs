@@ -19,11 +19,13 @@ pub struct PaymentRecord {
     pub currency: String,
     pub status: String,
     pub client_secret: Option<String>,
+    /// What the charge was asked with, kept to send it again exactly as first sent.
+    pub payment_method: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, session_id, provider, provider_ref, idempotency_key, amount_cents, \
-                       currency, status, client_secret, created_at";
+                       currency, status, client_secret, payment_method, created_at";
 
 /// Why a charge could not begin.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +48,10 @@ pub enum Begun {
     /// The same key charged this session before: answer with that payment.
     Replay(PaymentRecord),
     /// An earlier charge of the session, under another key, was never answered by the provider
-    /// and its request is long over: send it again, with its own key, so the provider makes at
-    /// most one charge of the two.
-    Resume(PaymentRecord),
+    /// and its request is long over. Settle it first: send it again exactly as it was first sent,
+    /// under its own key, so the provider answers with whatever it made of it (and makes at most
+    /// one charge); only if it failed may a new charge begin.
+    Abandoned(PaymentRecord),
 }
 
 /// How long a charge may stay `pending` before another request may take it over. Longer than
@@ -56,15 +59,27 @@ pub enum Begun {
 /// over by then, however it ended.
 const ABANDONED_AFTER_SECS: f64 = 60.0;
 
+/// What a new charge is.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCharge<'a> {
+    pub session_id: Uuid,
+    pub provider: &'a str,
+    pub key: &'a str,
+    pub amount_cents: i64,
+    pub currency: &'a str,
+    pub payment_method: Option<&'a str>,
+}
+
 /// Records a pending payment for a session, unless one is live or the key was used.
-pub async fn begin(
-    pool: &PgPool,
-    session_id: Uuid,
-    provider: &str,
-    key: &str,
-    amount_cents: i64,
-    currency: &str,
-) -> Result<Begun, BeginError> {
+pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginError> {
+    let NewCharge {
+        session_id,
+        provider,
+        key,
+        amount_cents,
+        currency,
+        payment_method,
+    } = charge;
     if let Some(existing) = find_by_key(pool, provider, key).await? {
         return if existing.session_id == session_id {
             Ok(Begun::Replay(existing))
@@ -75,8 +90,8 @@ pub async fn begin(
     let inserted: Result<PaymentRecord, sqlx::Error> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
-                               currency, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING {COLUMNS}"
+                               currency, payment_method, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
         .bind(session_id)
@@ -84,6 +99,7 @@ pub async fn begin(
         .bind(key)
         .bind(amount_cents)
         .bind(currency)
+        .bind(payment_method)
         .fetch_one(pool)
         .await;
     match inserted {
@@ -96,7 +112,9 @@ pub async fn begin(
             if err.constraint() == Some("payments_one_live_per_session") =>
         {
             // A pending charge nobody has touched for long is taken over (one request wins
-            // the update); one still in flight, or waiting on the client, is in progress.
+            // the update); one still in flight, or waiting on the client, is in progress. Even
+            // a day later, resending is safe: had the provider made the charge, its webhook
+            // (which names our payment) would have settled the payment long before.
             let abandoned: Option<PaymentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE payments SET updated_at = now() \
                  WHERE session_id = $1 AND status = 'pending' \
@@ -108,7 +126,7 @@ pub async fn begin(
             .fetch_optional(pool)
             .await?;
             if let Some(abandoned) = abandoned {
-                return Ok(Begun::Resume(abandoned));
+                return Ok(Begun::Abandoned(abandoned));
             }
             let live: Option<String> = sqlx::query_scalar(
                 "SELECT status FROM payments WHERE session_id = $1 \
@@ -150,7 +168,8 @@ pub struct Finished {
 }
 
 /// Records the provider's answer; a success marks the session paid in the same transaction and
-/// tells its participants.
+/// tells its participants. A payment already settled (by the webhook, or by another request
+/// with the same key) keeps its state: an answer never moves a payment backwards.
 pub async fn finish(
     pool: &PgPool,
     payment_id: Uuid,
@@ -162,21 +181,33 @@ pub async fn finish(
         ChargeStatus::Failed { code } => ("failed", Some(code.as_str())),
     };
     let mut tx = pool.begin().await?;
-    let payment: PaymentRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let updated: Option<PaymentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE payments SET status = $2, provider_ref = $3, client_secret = $4, \
                              failure_code = $5, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 AND status IN ('pending', 'requires_action') RETURNING {COLUMNS}"
     )))
     .bind(payment_id)
     .bind(status)
     .bind(&outcome.provider_ref)
     .bind(outcome.client_secret.as_deref())
     .bind(failure)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(payment) = updated else {
+        let settled: PaymentRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payments WHERE id = $1"
+        )))
+        .bind(payment_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        return Ok(Finished {
+            payment: settled,
+            needs_refund: false,
+        });
+    };
     let mut needs_refund = false;
     if outcome.status == ChargeStatus::Succeeded {
-        needs_refund = !mark_session_paid(&mut tx, payment.session_id).await?;
+        needs_refund = mark_session_paid(&mut tx, payment.session_id).await? == Some(true);
     }
     tx.commit().await?;
     Ok(Finished {
@@ -185,27 +216,54 @@ pub async fn finish(
     })
 }
 
-/// Succeeded payments through `provider` of cancelled sessions: money owed back. Of one session
-/// when given, else of any (the oldest first, `limit` at most).
+/// The succeeded payment, through `provider`, of a session that was cancelled after being paid:
+/// money owed back.
+pub async fn owed_refund(
+    pool: &PgPool,
+    provider: &str,
+    session_id: Uuid,
+) -> sqlx::Result<Option<PaymentRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments \
+         WHERE session_id = $1 AND status = 'succeeded' AND provider = $2 \
+           AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $1 \
+                       AND s.status = 'cancelled' AND s.payment_status = 'paid')"
+    )))
+    .bind(session_id)
+    .bind(provider)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Money owed back on any session, at most `limit` payments: those never tried first, then
+/// those tried longest ago, so a refund that keeps failing does not hold up the others. Reads
+/// only the small index of sessions that owe a refund.
 pub async fn owed_refunds(
     pool: &PgPool,
     provider: &str,
-    session_id: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<PaymentRecord>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM payments \
-         WHERE status = 'succeeded' AND provider = $3 \
-           AND ($1::uuid IS NULL OR session_id = $1) \
-           AND EXISTS (SELECT 1 FROM sessions s \
-                       WHERE s.id = payments.session_id AND s.status = 'cancelled') \
-         ORDER BY updated_at LIMIT $2"
+         WHERE status = 'succeeded' AND provider = $1 \
+           AND session_id IN (SELECT id FROM sessions \
+                              WHERE status = 'cancelled' AND payment_status = 'paid') \
+         ORDER BY refund_attempted_at NULLS FIRST, updated_at \
+         LIMIT $2"
     )))
-    .bind(session_id)
-    .bind(limit)
     .bind(provider)
+    .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// Notes that a refund of the payment is being tried now.
+pub async fn refund_attempted(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE payments SET refund_attempted_at = now() WHERE id = $1")
+        .bind(payment_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Records a refund: the payment and its session become `refunded`, and the participants are
@@ -234,6 +292,9 @@ pub struct ProviderEvent<'a> {
     pub event_type: &'a str,
     /// The provider's id of the charge it concerns (a PaymentIntent id).
     pub charge_ref: Option<&'a str>,
+    /// Our id of the payment, which the charge carries in its metadata: it finds a payment
+    /// whose charge was made but never answered (so whose provider id we never learnt).
+    pub payment_id: Option<Uuid>,
 }
 
 /// Applies a provider's event exactly once: the event id is recorded in the same transaction
@@ -260,13 +321,16 @@ pub async fn apply_event(
         match event.event_type {
             "payment_intent.succeeded" => {
                 let session: Option<Uuid> = sqlx::query_scalar(
-                    "UPDATE payments SET status = 'succeeded', updated_at = now() \
-                     WHERE provider = $1 AND provider_ref = $2 \
+                    "UPDATE payments SET status = 'succeeded', provider_ref = $2, \
+                                         updated_at = now() \
+                     WHERE provider = $1 \
+                       AND (provider_ref = $2 OR (provider_ref IS NULL AND id = $3)) \
                        AND status IN ('pending', 'requires_action') \
                      RETURNING session_id",
                 )
                 .bind(provider)
                 .bind(charge_ref)
+                .bind(event.payment_id)
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(session) = session {
@@ -275,12 +339,14 @@ pub async fn apply_event(
             }
             "payment_intent.payment_failed" => {
                 sqlx::query(
-                    "UPDATE payments SET status = 'failed', updated_at = now() \
-                     WHERE provider = $1 AND provider_ref = $2 \
+                    "UPDATE payments SET status = 'failed', provider_ref = $2, updated_at = now() \
+                     WHERE provider = $1 \
+                       AND (provider_ref = $2 OR (provider_ref IS NULL AND id = $3)) \
                        AND status IN ('pending', 'requires_action')",
                 )
                 .bind(provider)
                 .bind(charge_ref)
+                .bind(event.payment_id)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -306,18 +372,24 @@ pub async fn apply_event(
     Ok(true)
 }
 
-/// Marks an unpaid, uncancelled session paid and tells its participants; false when it was not
-/// (cancelled meanwhile, or already paid).
-async fn mark_session_paid(conn: &mut sqlx::PgConnection, session_id: Uuid) -> sqlx::Result<bool> {
-    let paid: Option<bool> = sqlx::query_scalar(
+/// Marks an unpaid session paid and tells its participants. `Some(cancelled)` when it was
+/// marked, saying whether it is cancelled (and so owes a refund); `None` when it was paid
+/// already.
+async fn mark_session_paid(
+    conn: &mut sqlx::PgConnection,
+    session_id: Uuid,
+) -> sqlx::Result<Option<bool>> {
+    // A session cancelled while it was being charged is paid all the same (the money was taken),
+    // and so owes a refund.
+    let cancelled: Option<(bool, bool)> = sqlx::query_as(
         "UPDATE sessions SET payment_status = 'paid', updated_at = now() \
-         WHERE id = $1 AND payment_status = 'unpaid' AND status <> 'cancelled' \
-         RETURNING tutoring_session_updated(id, tutor_id, student_id)",
+         WHERE id = $1 AND payment_status = 'unpaid' \
+         RETURNING status = 'cancelled', tutoring_session_updated(id, tutor_id, student_id)",
     )
     .bind(session_id)
     .fetch_optional(conn)
     .await?;
-    Ok(paid.is_some())
+    Ok(cancelled.map(|(cancelled, _)| cancelled))
 }
 
 /// Marks a paid session refunded and tells its participants.

@@ -313,7 +313,7 @@ pub struct Rescheduled {
 
 /// Moves a scheduled session in one transaction: the exclusion constraints check the new time
 /// against every other active session, and a refusal leaves the old time in place. An unpaid
-/// session's price follows a new duration; a paid one keeps its price.
+/// session's price follows a new duration; a paid one, or one being charged, keeps its price.
 pub async fn reschedule(
     pool: &PgPool,
     id: Uuid,
@@ -334,7 +334,9 @@ pub async fn reschedule(
     };
     let updated: Result<SessionRecord, sqlx::Error> = sqlx::query_as(
         "UPDATE sessions s SET scheduled_at = $2, ends_at = $3, duration_minutes = $4, \
-                price_cents = CASE WHEN s.payment_status = 'unpaid' \
+                price_cents = CASE WHEN s.payment_status = 'unpaid' AND NOT EXISTS ( \
+                                       SELECT 1 FROM payments p WHERE p.session_id = s.id \
+                                         AND p.status IN ('pending', 'requires_action')) \
                                    THEN (t.price_cents * $4 + 30) / 60 ELSE s.price_cents END, \
                 updated_at = now() \
          FROM tutors t \

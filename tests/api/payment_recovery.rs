@@ -1,0 +1,378 @@
+//! Payments that go wrong half-way are always settled: an abandoned charge is sent again exactly
+//! as first sent before another may begin, a charge the provider made but never answered is
+//! found by its webhook, a late answer never undoes the webhook, and money owed back (a refund
+//! Stripe failed, a charge that succeeded after its session was cancelled) is refunded by the
+//! sweep. A free session never reaches Stripe.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, read, spawn_app_with};
+use crate::stripe::{booked_session, charge};
+
+const KEY: &str = "sk_test_local";
+const WEBHOOK_SECRET: &str = "whsec_recovery";
+
+/// A Stripe-backed server that takes webhooks and sweeps for refunds owed every `sweep`.
+async fn stripe_app(stripe: &MockServer, sweep: Duration) -> TestApp {
+    let api_base = stripe.uri();
+    spawn_app_with(move |settings| {
+        settings.payments.provider = "stripe".to_owned();
+        settings.payments.stripe_secret_key = Some(KEY.to_owned());
+        settings.payments.stripe_api_base = Some(api_base);
+        settings.payments.stripe_webhook_secret = Some(WEBHOOK_SECRET.to_owned());
+        settings.payments.refund_retry = sweep;
+    })
+    .await
+}
+
+/// The provider as the server has it, for running one refund sweep by hand.
+fn stripe_provider(stripe: &MockServer) -> tutoring::payments::Payments {
+    tutoring::payments::Payments::from_settings(&tutoring::configuration::PaymentSettings {
+        provider: "stripe".to_owned(),
+        stripe_secret_key: Some(KEY.to_owned()),
+        stripe_api_base: Some(stripe.uri()),
+        stripe_webhook_secret: None,
+        refund_retry: Duration::from_secs(60),
+    })
+    .expect("a Stripe provider")
+}
+
+async fn deliver(app: &TestApp, event: Value) -> TestResponse {
+    let body = event.to_string();
+    let signature = tutoring::payments::webhook::sign(
+        WEBHOOK_SECRET,
+        chrono::Utc::now().timestamp(),
+        body.as_bytes(),
+    );
+    read(
+        app.client
+            .post(app.url("/payment/webhook/stripe"))
+            .header("content-type", "application/json")
+            .header("stripe-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+}
+
+fn intent_event(event_id: &str, kind: &str, intent: &str, payment: Uuid) -> Value {
+    json!({"id": event_id, "type": kind, "data": {"object": {
+        "id": intent, "object": "payment_intent", "metadata": {"payment_id": payment.to_string()},
+    }}})
+}
+
+fn intent(id: &str, status: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"id": id, "object": "payment_intent", "status": status}))
+}
+
+fn refund_of(intent: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": format!("re_{intent}"), "object": "refund", "payment_intent": intent,
+        "status": "succeeded",
+    }))
+}
+
+/// `(session payment_status, payment status)` of the session's only payment, or of its latest.
+async fn payment_state(app: &TestApp, session: Uuid) -> (String, String) {
+    sqlx::query_as(
+        "SELECT s.payment_status, p.status FROM sessions s JOIN payments p ON p.session_id = s.id \
+         WHERE s.id = $1 ORDER BY p.created_at DESC LIMIT 1",
+    )
+    .bind(session)
+    .fetch_one(&app.db)
+    .await
+    .expect("state")
+}
+
+/// The payment's status once it stops being `succeeded`, polled with a deadline.
+async fn settled_payment_status(app: &TestApp, session: Uuid) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut poll = actix_web::rt::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        let (_, status) = payment_state(app, session).await;
+        if status != "succeeded" || Instant::now() > deadline {
+            return status;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_abandoned_charge_is_settled_exactly_as_first_sent_before_another_begins() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let (_, student, session) = booked_session(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"error": {
+            "type": "api_error", "message": "Service unavailable",
+        }})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    charge(&app, &student.token, session, "pm_first_card", "first-key")
+        .await
+        .assert_problem(503, "service_unavailable");
+    // While the first request may still be running, no other charge begins.
+    charge(
+        &app,
+        &student.token,
+        session,
+        "pm_second_card",
+        "second-key",
+    )
+    .await
+    .assert_problem(409, "payment_in_progress");
+
+    // Long after, the first charge is sent again under its key and with its card (Stripe would
+    // refuse other parameters under that key): the card was declined. Then the new one goes.
+    sqlx::query("UPDATE payments SET updated_at = now() - interval '2 minutes'")
+        .execute(&app.db)
+        .await
+        .expect("aged");
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "first-key"))
+        .and(body_string_contains("payment_method=pm_first_card"))
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({"error": {
+            "type": "card_error", "code": "card_declined", "decline_code": "expired_card",
+            "message": "Your card has expired.",
+            "payment_intent": {"id": "pi_first", "status": "requires_payment_method"},
+        }})))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "second-key"))
+        .and(body_string_contains("payment_method=pm_second_card"))
+        .respond_with(intent("pi_second", "succeeded"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let paid = charge(
+        &app,
+        &student.token,
+        session,
+        "pm_second_card",
+        "second-key",
+    )
+    .await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+    // Each key keeps answering with its own payment.
+    let again = charge(
+        &app,
+        &student.token,
+        session,
+        "pm_second_card",
+        "second-key",
+    )
+    .await;
+    assert_eq!(paid.body, again.body);
+    let first = charge(&app, &student.token, session, "pm_first_card", "first-key").await;
+    assert_eq!(first.assert_status(201)["status"], "failed");
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_late_answer_never_undoes_what_the_webhook_settled() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let (_, student, session) = booked_session(&app).await;
+    // Stripe answers the charge late; meanwhile its webhook says the money was taken. The
+    // payment has no Stripe id yet: the webhook finds it by the id in the intent's metadata.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(body_string_contains("metadata%5Bpayment_id%5D="))
+        .respond_with(intent("pi_slow", "requires_action").set_delay(Duration::from_secs(2)))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let charging = charge(&app, &student.token, session, "pm_card_3ds", "slow-key");
+    let settling = async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut poll = actix_web::rt::time::interval(Duration::from_millis(20));
+        let payment: Uuid = loop {
+            poll.tick().await;
+            let found: Option<Uuid> =
+                sqlx::query_scalar("SELECT id FROM payments WHERE session_id = $1")
+                    .bind(session)
+                    .fetch_optional(&app.db)
+                    .await
+                    .expect("payment");
+            if let Some(found) = found {
+                break found;
+            }
+            assert!(Instant::now() < deadline, "the charge never began");
+        };
+        deliver(
+            &app,
+            intent_event("evt_fast", "payment_intent.succeeded", "pi_slow", payment),
+        )
+        .await
+        .assert_status(200);
+    };
+    let (answer, ()) = futures_util::join!(charging, settling);
+    assert_eq!(answer.assert_status(201)["status"], "succeeded");
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_refund_stripe_fails_at_cancellation_is_made_by_the_next_sweep() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let (tutor, student, session) = booked_session(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(intent("pi_paid", "succeeded"))
+        .mount(&stripe)
+        .await;
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "pay-1").await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+
+    // Stripe fails the refund at cancellation: the cancellation stands all the same.
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
+            "type": "api_error", "message": "An unknown error occurred",
+        }})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let cancelled = app
+        .post(
+            &format!("/sessions/{session}/cancel"),
+            Some(&tutor.token),
+            &json!({}),
+        )
+        .await;
+    let body = cancelled.assert_status(200);
+    assert_eq!(
+        (&body["status"], &body["payment_status"]),
+        (&json!("cancelled"), &json!("paid"))
+    );
+
+    // The next sweep refunds it.
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(header("idempotency-key", "refund-pi_paid"))
+        .and(body_string_contains("payment_intent=pi_paid"))
+        .respond_with(refund_of("pi_paid"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let provider = stripe_provider(&stripe);
+    assert_eq!(
+        tutoring::payments::refunds::refund_owed(&app.db, &provider, None).await,
+        1
+    );
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("refunded".into(), "refunded".into())
+    );
+    assert_eq!(
+        tutoring::payments::refunds::refund_owed(&app.db, &provider, None).await,
+        0
+    );
+}
+
+#[actix_web::test]
+async fn a_charge_that_succeeds_after_its_session_was_cancelled_is_refunded_by_the_sweep() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_millis(200)).await;
+    let (tutor, student, session) = booked_session(&app).await;
+    // The card needs the student's confirmation; meanwhile the tutor cancels.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(intent("pi_late", "requires_action"))
+        .mount(&stripe)
+        .await;
+    let waiting = charge(&app, &student.token, session, "pm_card_3ds", "late-1").await;
+    let payment: Uuid = waiting.assert_status(201)["payment_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("a payment id");
+    app.post(
+        &format!("/sessions/{session}/cancel"),
+        Some(&tutor.token),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .and(body_string_contains("payment_intent=pi_late"))
+        .respond_with(refund_of("pi_late"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+
+    // Then the student confirms, and Stripe says the money was taken: the sweep gives it back.
+    deliver(
+        &app,
+        intent_event("evt_late", "payment_intent.succeeded", "pi_late", payment),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(settled_payment_status(&app, session).await, "refunded");
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("refunded".into(), "refunded".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_free_session_is_paid_and_refunded_without_asking_stripe() {
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&stripe)
+        .await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    app.put(
+        &format!("/user/{}", tutor.id),
+        Some(&tutor.token),
+        &json!({"price_per_hour": {"amount_cents": 0, "currency": "BRL"}}),
+    )
+    .await
+    .assert_status(200);
+    let student = app.student().await;
+    let booked = app
+        .book(&student, tutor.id, days_ahead_at(2, 10, 0), 60)
+        .await;
+    let session: Uuid = booked.assert_status(201)["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("an id");
+
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "free-1").await;
+    let body = paid.assert_status(201);
+    assert_eq!(body["status"], "succeeded");
+    assert_eq!(body["amount"]["amount_cents"], 0);
+    let cancelled = app
+        .post(
+            &format!("/sessions/{session}/cancel"),
+            Some(&tutor.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.assert_status(200)["payment_status"], "refunded");
+}
