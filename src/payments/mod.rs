@@ -97,6 +97,14 @@ impl Payments {
         }
     }
 
+    /// Cancels a charge still waiting on the client, so it can never succeed.
+    pub async fn cancel(&self, provider_ref: &str) -> Result<(), ProviderError> {
+        match self {
+            Self::Fake(_) => Ok(()),
+            Self::Stripe(provider) => provider.cancel(provider_ref).await,
+        }
+    }
+
     /// Refunds a succeeded charge of `amount_cents` in full; returns the provider's refund id.
     pub async fn refund(
         &self,

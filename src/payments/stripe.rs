@@ -106,6 +106,35 @@ impl StripeProvider {
         )))
     }
 
+    /// Cancels a PaymentIntent that still waits on the client. Stripe refuses to cancel one that
+    /// has succeeded meanwhile, which is an error here: the webhook settles that payment.
+    pub async fn cancel(&self, intent_id: &str) -> Result<(), ProviderError> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/v1/payment_intents/{intent_id}/cancel",
+                self.api_base
+            ))
+            .bearer_auth(&self.secret_key)
+            .header("Idempotency-Key", format!("cancel-{intent_id}"))
+            .form(&[("cancellation_reason", "abandoned")])
+            .send()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        if status.is_success() && body["status"] == "canceled" {
+            Ok(())
+        } else {
+            Err(ProviderError(format!(
+                "Stripe did not cancel the PaymentIntent ({status})"
+            )))
+        }
+    }
+
     /// Refunds a PaymentIntent in full; returns the refund's id.
     pub async fn refund(&self, intent_id: &str) -> Result<String, ProviderError> {
         let response = self

@@ -160,7 +160,7 @@ async fn charge(
                 Begun::Replay(pending) | Begun::New(pending) => pending,
                 Begun::Abandoned(abandoned) => {
                     // Settle the abandoned charge first; only if it failed may this one begin.
-                    let settled = send(&db, &provider, &abandoned).await?;
+                    let settled = settle_abandoned(&db, &provider, abandoned).await?;
                     match settled.status.as_str() {
                         "failed" => match payments::begin(&db, charge).await? {
                             Begun::New(pending) => pending,
@@ -176,6 +176,28 @@ async fn charge(
     };
     let finished = send(&db, &provider, &payment).await?;
     Ok(HttpResponse::Created().json(PaymentView::from(&finished)))
+}
+
+/// Settles an abandoned charge: a pending one is sent again as first sent, and one left waiting
+/// on the student is cancelled at the provider, then marked failed. Returns it as it ends.
+async fn settle_abandoned(
+    db: &PgPool,
+    provider: &Payments,
+    abandoned: PaymentRecord,
+) -> Result<PaymentRecord, ApiError> {
+    if abandoned.status == "pending" {
+        return send(db, provider, &abandoned).await;
+    }
+    let Some(provider_ref) = abandoned.provider_ref.as_deref() else {
+        return Ok(abandoned);
+    };
+    if let Err(err) = provider.cancel(provider_ref).await {
+        // Succeeded meanwhile (the webhook will say), or Stripe is away: still in progress.
+        tracing::warn!(payment = %abandoned.id, error = %err, "could not cancel an abandoned charge");
+        return Ok(abandoned);
+    }
+    payments::abandon(db, abandoned.id).await?;
+    Ok(payments::find(db, abandoned.id).await?.unwrap_or(abandoned))
 }
 
 /// Sends a pending payment's charge to the provider, exactly as it was first asked for (its own

@@ -47,10 +47,11 @@ pub enum Begun {
     New(PaymentRecord),
     /// The same key charged this session before: answer with that payment.
     Replay(PaymentRecord),
-    /// An earlier charge of the session, under another key, was never answered by the provider
-    /// and its request is long over. Settle it first: send it again exactly as it was first sent,
-    /// under its own key, so the provider answers with whatever it made of it (and makes at most
-    /// one charge); only if it failed may a new charge begin.
+    /// An earlier charge of the session, under another key, was abandoned: never answered by
+    /// the provider, its request long over (`pending`), or left waiting on the student
+    /// (`requires_action`). Settle it first: send a pending one again exactly as first sent,
+    /// under its own key, so the provider answers with whatever it made of it; cancel a waiting
+    /// one. Only if it failed may a new charge begin.
     Abandoned(PaymentRecord),
 }
 
@@ -58,6 +59,9 @@ pub enum Begun {
 /// any provider call may last (Stripe's client gives up after 25 s), so the first attempt is
 /// over by then, however it ended.
 const ABANDONED_AFTER_SECS: f64 = 60.0;
+/// How long a charge may wait on the student (`requires_action`: a 3-D Secure check, say)
+/// before another charge may cancel it and take its place.
+const ACTION_ABANDONED_AFTER_SECS: f64 = 15.0 * 60.0;
 
 /// What a new charge is.
 #[derive(Debug, Clone, Copy)]
@@ -111,18 +115,23 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
         Err(sqlx::Error::Database(err))
             if err.constraint() == Some("payments_one_live_per_session") =>
         {
-            // A pending charge nobody has touched for long is taken over (one request wins
-            // the update); one still in flight, or waiting on the client, is in progress. Even
-            // a day later, resending is safe: had the provider made the charge, its webhook
-            // (which names our payment) would have settled the payment long before.
+            // A charge nobody has touched for long is taken over (one request wins the update):
+            // a pending one whose request is surely over, or one the student left waiting for
+            // their action. Others are in progress. Even a day later, resending a pending one is
+            // safe: had the provider made the charge, its webhook (which names our payment)
+            // would have settled the payment long before.
             let abandoned: Option<PaymentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE payments SET updated_at = now() \
-                 WHERE session_id = $1 AND status = 'pending' \
-                   AND updated_at < now() - make_interval(secs => $2) \
+                 WHERE session_id = $1 \
+                   AND ((status = 'pending' \
+                         AND updated_at < now() - make_interval(secs => $2)) \
+                     OR (status = 'requires_action' \
+                         AND updated_at < now() - make_interval(secs => $3))) \
                  RETURNING {COLUMNS}"
             )))
             .bind(session_id)
             .bind(ABANDONED_AFTER_SECS)
+            .bind(ACTION_ABANDONED_AFTER_SECS)
             .fetch_optional(pool)
             .await?;
             if let Some(abandoned) = abandoned {
@@ -142,6 +151,16 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// A payment by its id.
+pub async fn find(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<Option<PaymentRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE id = $1"
+    )))
+    .bind(payment_id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// The payment made with this key, if any.
@@ -214,6 +233,19 @@ pub async fn finish(
         payment,
         needs_refund,
     })
+}
+
+/// Marks a charge left waiting on the student failed, once the provider has cancelled it; false
+/// when it was settled meanwhile.
+pub async fn abandon(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<bool> {
+    let abandoned = sqlx::query(
+        "UPDATE payments SET status = 'failed', failure_code = 'abandoned', updated_at = now() \
+         WHERE id = $1 AND status = 'requires_action'",
+    )
+    .bind(payment_id)
+    .execute(pool)
+    .await?;
+    Ok(abandoned.rows_affected() == 1)
 }
 
 /// The succeeded payment, through `provider`, of a session that was cancelled after being paid:

@@ -1,5 +1,6 @@
 //! Payments that go wrong half-way are always settled: an abandoned charge is sent again exactly
-//! as first sent before another may begin, a charge the provider made but never answered is
+//! as first sent (or cancelled, when it was left waiting on the student) before another may
+//! begin, a charge the provider made but never answered is
 //! found by its webhook, a late answer never undoes the webhook, and money owed back (a refund
 //! Stripe failed, a charge that succeeded after its session was cancelled) is refunded by the
 //! sweep. A free session never reaches Stripe.
@@ -180,6 +181,58 @@ async fn an_abandoned_charge_is_settled_exactly_as_first_sent_before_another_beg
     assert_eq!(paid.body, again.body);
     let first = charge(&app, &student.token, session, "pm_first_card", "first-key").await;
     assert_eq!(first.assert_status(201)["status"], "failed");
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_charge_left_waiting_on_the_student_is_cancelled_by_a_later_one() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let (_, student, session) = booked_session(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "waiting-key"))
+        .respond_with(intent("pi_waiting", "requires_action"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let waiting = charge(&app, &student.token, session, "pm_card_3ds", "waiting-key").await;
+    assert_eq!(waiting.assert_status(201)["status"], "requires_action");
+    // While the student may still confirm it, no other charge begins.
+    charge(&app, &student.token, session, "pm_card_visa", "other-key")
+        .await
+        .assert_problem(409, "payment_in_progress");
+
+    // Left waiting for long, it is cancelled at Stripe and another charge takes its place.
+    sqlx::query("UPDATE payments SET updated_at = now() - interval '20 minutes'")
+        .execute(&app.db)
+        .await
+        .expect("aged");
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents/pi_waiting/cancel"))
+        .respond_with(intent("pi_waiting", "canceled"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "other-key"))
+        .respond_with(intent("pi_other", "succeeded"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "other-key").await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+    let abandoned: (String, Option<String>) = sqlx::query_as(
+        "SELECT status, failure_code FROM payments WHERE idempotency_key = 'waiting-key'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("the first payment");
+    assert_eq!(abandoned, ("failed".into(), Some("abandoned".into())));
     assert_eq!(
         payment_state(&app, session).await,
         ("paid".into(), "succeeded".into())
