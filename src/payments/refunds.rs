@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Payments;
-use crate::store::payments::{self, PaymentRecord};
+use crate::store::payments::PaymentRecord;
+use crate::store::refunds as owed;
 
 /// Refunds examined per sweep; the next sweep takes the rest.
 const SWEEP_BATCH: i64 = 100;
@@ -36,10 +37,10 @@ pub async fn refund_soon(pool: &PgPool, provider: &Payments, sessions: Vec<Uuid>
 /// made the refund due has committed whatever happens here.
 pub async fn refund_owed(pool: &PgPool, provider: &Payments, session_id: Option<Uuid>) -> usize {
     let owed = match session_id {
-        Some(session_id) => payments::owed_refund(pool, provider.name(), session_id)
+        Some(session_id) => owed::by_session(pool, provider.name(), session_id)
             .await
             .map(|owed| owed.into_iter().collect()),
-        None => payments::owed_refunds(pool, provider.name(), SWEEP_BATCH).await,
+        None => owed::oldest_first(pool, provider.name(), SWEEP_BATCH).await,
     };
     let owed: Vec<PaymentRecord> = match owed {
         Ok(owed) => owed,
@@ -67,9 +68,9 @@ async fn refund(pool: &PgPool, provider: &Payments, payment: &PaymentRecord) -> 
         .provider_ref
         .as_deref()
         .context("a succeeded payment without the provider's id")?;
-    payments::refund_attempted(pool, payment.id).await?;
+    owed::attempted(pool, payment.id).await?;
     let refund_ref = provider.refund(provider_ref, payment.amount_cents).await?;
-    payments::mark_refunded(pool, payment.id, &refund_ref).await?;
+    owed::mark_refunded(pool, payment.id, &refund_ref).await?;
     Ok(())
 }
 

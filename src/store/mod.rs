@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod links;
 pub mod login_failures;
 pub mod payments;
+pub mod refunds;
 pub mod reviews;
 pub mod sessions;
 pub mod tutors;
