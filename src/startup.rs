@@ -34,6 +34,26 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// out (its writes block, and it is closed with 1013) after a few hundred kilobytes.
 const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
+/// Connections the kernel queues before the server accepts them. The standard library listens
+/// with 128, and a burst larger than that (hundreds of students opening the app as a popular
+/// tutor's week opens) had connections dropped, each costing its client a second's retry or a
+/// failed request; the `storm` load test saw both.
+const LISTEN_BACKLOG: i32 = 1024;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    // A restarted server binds again at once, while the old connections linger in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
     if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
         && let Err(err) = socket2::SockRef::from(stream).set_send_buffer_size(SEND_BUFFER_BYTES)
@@ -140,7 +160,7 @@ impl Application {
             settings.payments.stripe_webhook_secret.clone(),
         ));
 
-        let listener = TcpListener::bind(settings.bind_addr)
+        let listener = listen(settings.bind_addr)
             .with_context(|| format!("binding {}", settings.bind_addr))?;
         let address = listener.local_addr()?;
         let db = web::Data::new(pool.clone());
