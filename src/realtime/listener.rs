@@ -3,9 +3,11 @@
 //! so after every (re)connection each tutor's actor reloads and every subscriber gets a fresh
 //! snapshot.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
@@ -24,43 +26,57 @@ pub const CHANNEL: &str = "tutoring_events";
 /// slow database cannot make the listener fall behind.
 const SESSION_UPDATE_QUEUE: usize = 1024;
 
-/// Listens until the runtime stops, reconnecting as needed.
+/// Listens until the runtime stops, reconnecting as needed. Should the loop ever panic, it is
+/// started again (and, connecting afresh, starts everyone over): a node that stopped listening
+/// would go on serving other nodes' stale schedules.
 pub fn spawn_listener(pool: PgPool, hub: Hub, registry: Registry) {
     let updates = spawn_session_updater(pool.clone(), hub.clone());
     tokio::spawn(async move {
-        let mut listener: Option<PgListener> = None;
         loop {
-            let Some(active) = listener.as_mut() else {
-                match connect(&pool).await {
-                    Ok(fresh) => {
-                        listener = Some(fresh);
-                        resync(&hub, &registry);
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot listen for events; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-                continue;
-            };
-            match active.try_recv().await {
-                Ok(Some(notification)) => {
-                    announce(&hub, &registry, &updates, notification.payload())
-                }
-                // The connection was lost: connect and LISTEN again, and only then start everyone
-                // over, so nothing announced in between is missed.
-                Ok(None) => {
-                    tracing::warn!("event listener reconnecting");
-                    listener = None;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "event listener failed; reconnecting");
-                    listener = None;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+            let run = AssertUnwindSafe(listen(&pool, &hub, &registry, &updates)).catch_unwind();
+            if run.await.is_err() {
+                tracing::error!("the event listener panicked; restarting it");
             }
         }
     });
+}
+
+async fn listen(
+    pool: &PgPool,
+    hub: &Hub,
+    registry: &Registry,
+    updates: &mpsc::Sender<(Uuid, Uuid, Uuid)>,
+) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        let Some(active) = listener.as_mut() else {
+            match connect(pool).await {
+                Ok(fresh) => {
+                    listener = Some(fresh);
+                    resync(hub, registry);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for events; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        };
+        match active.try_recv().await {
+            Ok(Some(notification)) => announce(hub, registry, updates, notification.payload()),
+            // The connection was lost: connect and LISTEN again, and only then start everyone
+            // over, so nothing announced in between is missed.
+            Ok(None) => {
+                tracing::warn!("event listener reconnecting");
+                listener = None;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "event listener failed; reconnecting");
+                listener = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 async fn connect(pool: &PgPool) -> sqlx::Result<PgListener> {

@@ -287,7 +287,9 @@ impl Registry {
             running.addr.do_send(ApplyEvent(event));
             return;
         }
-        actix_web::rt::spawn(async move {
+        // `tokio::spawn`, not actix's `spawn_local`: the caller (the event listener) is a plain
+        // tokio task, outside any `LocalSet`, where `spawn_local` panics.
+        tokio::spawn(async move {
             let started = cell
                 .get_or_try_init(|| async { Err::<Running, ()>(()) })
                 .await;

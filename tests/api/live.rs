@@ -18,12 +18,12 @@ const PATIENCE: Duration = Duration::from_secs(10);
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Client {
+pub struct Client {
     socket: Socket,
 }
 
 impl Client {
-    async fn connect(app: &TestApp, token: Option<&str>) -> Self {
+    pub async fn connect(app: &TestApp, token: Option<&str>) -> Self {
         let base = app.address.replace("http://", "ws://");
         let url = match token {
             Some(token) => format!("{base}/ws?token={token}"),
@@ -42,7 +42,7 @@ impl Client {
             .expect("sent");
     }
 
-    async fn subscribe(&mut self, tutor: Uuid, days: i64) -> Value {
+    pub async fn subscribe(&mut self, tutor: Uuid, days: i64) -> Value {
         self.send(json!({
             "type": "subscribe", "tutor_id": tutor,
             "from": days_ahead_at(1, 0, 0).to_rfc3339(),
@@ -55,7 +55,7 @@ impl Client {
     }
 
     /// The next JSON message, skipping pings.
-    async fn next(&mut self) -> Value {
+    pub async fn next(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await

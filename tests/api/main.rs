@@ -8,6 +8,7 @@ mod errors;
 mod health;
 mod helpers;
 mod live;
+mod nodes;
 mod payment_recovery;
 mod payments;
 mod resilience;
