@@ -23,6 +23,9 @@ pub struct Settings {
     pub environment: Environment,
     /// Address to listen on; port 0 picks a free port (tests).
     pub bind_addr: SocketAddr,
+    /// The longest a request may take before it is answered `503`: a database that stops
+    /// answering (a network partition, a lock held for long) must not hang clients.
+    pub request_timeout: Duration,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub realtime: RealtimeSettings,
@@ -224,9 +227,15 @@ impl Settings {
             bail!("REFUND_RETRY_MS must be at least 100");
         }
 
+        let request_timeout = Duration::from_millis(parse_or(&get, "REQUEST_TIMEOUT_MS", 10_000)?);
+        if request_timeout < Duration::from_millis(100) {
+            bail!("REQUEST_TIMEOUT_MS must be at least 100");
+        }
+
         Ok(Self {
             environment,
             bind_addr,
+            request_timeout,
             database,
             auth,
             realtime,

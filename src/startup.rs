@@ -9,11 +9,11 @@ use actix_web::dev::{Server, ServerHandle, Service as _};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use futures_util::FutureExt as _;
 use sqlx::{ConnectOptions as _, PgPool};
 
 use crate::auth::{Auth, PasswordHasher, RevokedTokens, TokenKeys};
 use crate::configuration::Settings;
+use crate::error::ApiError;
 use crate::payments::webhook::WebhookSecret;
 use crate::payments::{Payments, refunds};
 use crate::realtime::{self, Hub};
@@ -165,6 +165,7 @@ impl Application {
         let address = listener.local_addr()?;
         let db = web::Data::new(pool.clone());
         let auth = web::Data::new(auth);
+        let request_timeout = settings.request_timeout;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(db.clone())
@@ -177,11 +178,22 @@ impl Application {
                 .app_data(web::PayloadConfig::new(json::BODY_LIMIT))
                 .app_data(web::QueryConfig::default().error_handler(json::query_error))
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
                     let started = Instant::now();
                     let method = req.method().clone();
                     let path = req.path().to_owned();
-                    srv.call(req).map(move |res| {
+                    let call = srv.call(req);
+                    async move {
+                        // Past the deadline the request is abandoned (its transaction, if any,
+                        // rolls back) and the client told to retry; never a hang. The error
+                        // becomes the answer (a `503` problem) where the request is answered.
+                        let Ok(res) = tokio::time::timeout(request_timeout, call).await else {
+                            tracing::warn!(%method, %path, "request timed out");
+                            return Err(ApiError::Unavailable(anyhow::anyhow!(
+                                "no answer within {request_timeout:?}"
+                            ))
+                            .into());
+                        };
                         if let Ok(res) = &res {
                             let status = res.status().as_u16();
                             let micros = started.elapsed().as_micros();
@@ -192,7 +204,7 @@ impl Application {
                             }
                         }
                         res
-                    })
+                    }
                 })
                 .configure(routes::configure)
                 .configure(realtime::configure)

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    admin_connection, all_day_rules, days_ahead_at, execute, spawn_app, students_direct,
+    admin_connection, all_day_rules, days_ahead_at, execute, spawn_app, spawn_app_with,
+    students_direct,
 };
 
 #[actix_web::test]
@@ -88,4 +89,39 @@ async fn a_lost_database_gives_503_then_the_server_recovers_by_itself() {
         .await
         .expect("count");
     assert_eq!(booked, 1);
+}
+
+#[actix_web::test]
+async fn a_request_the_database_leaves_hanging_is_a_503_at_the_deadline() {
+    let app =
+        spawn_app_with(|settings| settings.request_timeout = Duration::from_millis(500)).await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let students = students_direct(&app, 1).await;
+    let booked = app
+        .book(&students[0], tutor.id, days_ahead_at(2, 10, 0), 60)
+        .await;
+    let id = booked.assert_status(201)["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let path = format!("/sessions/{id}");
+
+    // A lock held for long stands in for a database that stopped answering.
+    let mut hold = app.db.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("locked");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.get(&path, Some(&students[0].token)),
+    )
+    .await
+    .expect("an answer while the database still hangs");
+    answer.assert_problem(503, "service_unavailable");
+    hold.rollback().await.expect("released");
+
+    app.get(&path, Some(&students[0].token))
+        .await
+        .assert_status(200);
 }
