@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
@@ -117,35 +117,45 @@ impl Connection {
         let timing = self.hub.heartbeat();
         let mut heartbeat = tokio::time::interval(timing.ping_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_heard = Instant::now();
+        // Fires once the client has been silent for the limit; anything heard from it resets it.
+        let silence = tokio::time::sleep(timing.silence_limit);
+        tokio::pin!(silence);
 
         let close: Option<CloseReason> = loop {
             tokio::select! {
-                incoming = stream.recv() => match incoming {
-                    None => break None,
-                    Some(Ok(AggregatedMessage::Text(text))) => {
-                        last_heard = Instant::now();
-                        self.handle_text(&text, &out);
+                incoming = stream.recv() => {
+                    if let Some(Ok(_)) = &incoming {
+                        silence.as_mut().reset(tokio::time::Instant::now() + timing.silence_limit);
                     }
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        last_heard = Instant::now();
-                        out.error("bad_message", "messages are JSON text frames");
-                    }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        last_heard = Instant::now();
-                        match tokio::time::timeout(WRITE_TIMEOUT, session.pong(&bytes)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => break None,
-                            Err(_) => break Some(reason(CloseCode::Again, "too slow to read")),
+                    match incoming {
+                        None => break None,
+                        Some(Ok(AggregatedMessage::Text(text))) => self.handle_text(&text, &out),
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            out.error("bad_message", "messages are JSON text frames");
                         }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            match tokio::time::timeout(WRITE_TIMEOUT, session.pong(&bytes)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) => break None,
+                                Err(_) => break Some(reason(CloseCode::Again, "too slow to read")),
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(_))) => break Some(CloseCode::Normal.into()),
+                        Some(Err(ProtocolError::Overflow)) => {
+                            break Some(reason(CloseCode::Size, "message too big"));
+                        }
+                        Some(Err(_)) => break Some(reason(CloseCode::Protocol, "protocol error")),
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
-                    Some(Ok(AggregatedMessage::Close(_))) => break Some(CloseCode::Normal.into()),
-                    Some(Err(ProtocolError::Overflow)) => {
-                        break Some(reason(CloseCode::Size, "message too big"));
-                    }
-                    Some(Err(_)) => break Some(reason(CloseCode::Protocol, "protocol error")),
                 },
+                () = &mut silence => {
+                    // A client with output still waiting has stopped reading: too slow.
+                    break Some(if written.is_empty() {
+                        reason(CloseCode::Normal, "silent for too long")
+                    } else {
+                        reason(CloseCode::Again, "too slow to read")
+                    });
+                }
                 Some(json) = written.recv() => {
                     match tokio::time::timeout(WRITE_TIMEOUT, session.text(&*json)).await {
                         Ok(Ok(())) => {}
@@ -160,14 +170,6 @@ impl Connection {
                     break Some(reason(CloseCode::Away, "the server is shutting down"));
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > timing.silence_limit {
-                        // A client with output still waiting has stopped reading: too slow.
-                        break Some(if written.is_empty() {
-                            reason(CloseCode::Normal, "silent for too long")
-                        } else {
-                            reason(CloseCode::Again, "too slow to read")
-                        });
-                    }
                     match tokio::time::timeout(WRITE_TIMEOUT, session.ping(b"")).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break None,
