@@ -214,15 +214,18 @@ pub fn near_busy(
 }
 
 /// Free time inside availability, for live snapshots: the stretches within [from, to)
-/// (clipped) minus busy intervals each widened by the buffer on both sides, ascending and
-/// never touching. Notice and horizon are not applied. Work is linear in the range's length.
+/// (clipped) minus the busy intervals, ascending and never touching. Like notice and horizon,
+/// the buffer is a rule of where a session may start, not time taken, so it is not applied:
+/// a client that applies `slot.booked` and `slot.released` (a session's own times) to a
+/// snapshot then holds exactly what a fresh snapshot says. Work is linear in the range's
+/// length.
 pub fn free_intervals(
     rules: &AvailabilityRules,
     busy: &[Interval],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<Interval> {
-    let blocked = blocked(rules, busy);
+    let blocked = widened(busy, TimeDelta::zero());
     let mut free = Vec::new();
     for stretch in stretches(rules, from, to) {
         let (mut cursor, end) = (stretch.start.max(from), stretch.end.min(to));
@@ -282,7 +285,11 @@ fn latest_start(rules: &AvailabilityRules, now: DateTime<Utc>) -> DateTime<Utc> 
 /// clear of them exactly when [t − buffer, t + D + buffer) is clear of the originals
 /// (half-open: a gap of exactly the buffer is fine).
 fn blocked(rules: &AvailabilityRules, busy: &[Interval]) -> Vec<Interval> {
-    let buffer = minutes(rules.buffer_minutes());
+    widened(busy, minutes(rules.buffer_minutes()))
+}
+
+/// The busy intervals widened by `buffer` on both sides, sorted and merged.
+fn widened(busy: &[Interval], buffer: TimeDelta) -> Vec<Interval> {
     let mut widened: Vec<Interval> = busy
         .iter()
         .filter(|b| b.start < b.end)
@@ -1062,7 +1069,7 @@ mod tests {
     }
 
     #[test]
-    fn free_intervals_clip_to_the_range_and_subtract_buffered_busy_time() {
+    fn free_intervals_clip_to_the_range_and_subtract_busy_time_without_buffers() {
         let rules = on_date(
             "UTC",
             "2026-12-01",
@@ -1082,9 +1089,10 @@ mod tests {
                 utc("2026-12-02T00:00:00Z")
             ),
             [
-                interval("2026-12-01T09:30:00Z", "2026-12-01T09:50:00Z"),
-                interval("2026-12-01T11:10:00Z", "2026-12-01T13:00:00Z"),
-                interval("2026-12-01T15:00:00Z", "2026-12-01T15:40:00Z"),
+                interval("2026-12-01T09:30:00Z", "2026-12-01T10:00:00Z"),
+                interval("2026-12-01T10:30:00Z", "2026-12-01T10:45:00Z"),
+                interval("2026-12-01T11:00:00Z", "2026-12-01T13:00:00Z"),
+                interval("2026-12-01T15:00:00Z", "2026-12-01T15:50:00Z"),
             ]
         );
         assert!(
@@ -1569,10 +1577,29 @@ mod properties {
             }
         }
 
+        /// Free time is availability minus each session's own time, whatever the buffer: what
+        /// a live client gets by applying `slot.booked` events to an empty schedule's snapshot.
+        #[test]
+        fn free_intervals_are_availability_minus_busy_time(s in scenario()) {
+            let mut expected = free_intervals(&s.rules, &[], s.from, s.to);
+            for b in s.busy.iter().filter(|b| b.start < b.end) {
+                expected = expected
+                    .into_iter()
+                    .flat_map(|f| {
+                        let before = (f.start < b.start.min(f.end))
+                            .then(|| Interval { start: f.start, end: b.start.min(f.end) });
+                        let after = (b.end.max(f.start) < f.end)
+                            .then(|| Interval { start: b.end.max(f.start), end: f.end });
+                        before.into_iter().chain(after)
+                    })
+                    .collect();
+            }
+            prop_assert_eq!(free_intervals(&s.rules, &s.busy, s.from, s.to), expected);
+        }
+
         #[test]
         fn free_intervals_hold_every_slot_and_no_busy_time(s in scenario()) {
             let free = free_intervals(&s.rules, &s.busy, s.from, s.to);
-            let buffer = minutes(s.rules.buffer_minutes());
             let all = stretches(&s.rules, s.from, s.to);
             for pair in free.windows(2) {
                 prop_assert!(pair[0].end < pair[1].start, "not merged or not ascending: {:?}", pair);
@@ -1581,7 +1608,7 @@ mod properties {
                 prop_assert!(s.from <= f.start && f.start < f.end && f.end <= s.to);
                 prop_assert!(all.iter().any(|st| st.start <= f.start && f.end <= st.end));
                 for b in &s.busy {
-                    prop_assert!(f.end <= b.start - buffer || b.end + buffer <= f.start);
+                    prop_assert!(f.end <= b.start || b.end <= f.start);
                 }
             }
             if let Ok(found) = bookable_slots(&s.rules, &s.busy, s.now, s.from, s.to, s.duration_minutes) {
