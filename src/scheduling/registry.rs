@@ -241,9 +241,15 @@ impl Registry {
         else {
             return;
         };
-        if addr.send(msg).timeout(ASK_TIMEOUT).await.is_err() {
-            // It died or hangs: forget it, so the next request starts afresh.
-            self.forget(tutor_id, &addr);
+        match addr.send(msg).timeout(ASK_TIMEOUT).await {
+            Ok(()) => {}
+            // It died: forget it, so the next request starts afresh.
+            Err(MailboxError::Closed) => self.forget(tutor_id, &addr),
+            // It is alive but slow (waiting on the database, say). Forgetting it would let a
+            // second actor start for the same tutor beside it; the change stays queued for it.
+            Err(MailboxError::Timeout) => {
+                tracing::warn!(tutor = %tutor_id, "a tutor's actor is slow to take a change");
+            }
         }
     }
 
