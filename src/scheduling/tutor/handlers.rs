@@ -298,8 +298,10 @@ impl Handler<Changed> for TutorActor {
                 self.set_rules((*self.rules).clone().with_timezone(zone));
             }
             Changed::Released(ids) => {
+                // Told by this process's own request after its commit; the event's number
+                // is not known here.
                 for id in ids {
-                    self.remove_session(id);
+                    self.remove_session(id, 0);
                 }
             }
         }

@@ -91,10 +91,12 @@ pub struct TutorActor {
     hub: Hub,
 }
 
+/// A change to the sessions made while a reload runs, with the number of its event (0 when
+/// unknown), to be replayed onto the loaded state unless that state already holds it.
 #[derive(Debug, Clone, Copy)]
 enum LocalChange {
-    Added(Uuid, Interval),
-    Removed(Uuid),
+    Added(Uuid, Interval, i64),
+    Removed(Uuid, i64),
 }
 
 impl TutorActor {
@@ -185,24 +187,26 @@ impl TutorActor {
         self.busy = busy.into();
     }
 
-    fn add_session(&mut self, id: Uuid, interval: Interval) {
+    /// Adds (or moves) a session; `seq` is its event's number, 0 when unknown.
+    fn add_session(&mut self, id: Uuid, interval: Interval, seq: i64) {
         if let Some(replaced) = self.sessions.insert(id, interval) {
             self.busy = without(&self.busy, replaced);
         }
         self.busy = with(&self.busy, interval);
         self.schedule_changed();
         if let Some(log) = &mut self.reload {
-            log.push(LocalChange::Added(id, interval));
+            log.push(LocalChange::Added(id, interval, seq));
         }
     }
 
-    fn remove_session(&mut self, id: Uuid) {
+    /// Removes a session; `seq` is its event's number, 0 when unknown.
+    fn remove_session(&mut self, id: Uuid, seq: i64) {
         if let Some(removed) = self.sessions.remove(&id) {
             self.busy = without(&self.busy, removed);
         }
         self.schedule_changed();
         if let Some(log) = &mut self.reload {
-            log.push(LocalChange::Removed(id));
+            log.push(LocalChange::Removed(id, seq));
         }
     }
 
@@ -344,10 +348,26 @@ impl TutorActor {
                         let seq = act.seq;
                         act.early_events.retain(|n, _| *n > seq);
                         act.hub.resync_tutor(act.tutor_id);
+                        // A change the loaded state already holds is not replayed: a booking
+                        // made here and cancelled through another node before the load would
+                        // otherwise come back as busy time that no event ever clears.
                         for change in log {
+                            let (id, seq) = match change {
+                                LocalChange::Added(id, _, seq) | LocalChange::Removed(id, seq) => {
+                                    (id, seq)
+                                }
+                            };
+                            if seq != 0 && seq <= schedule.seq {
+                                continue;
+                            }
+                            if seq != 0 {
+                                act.session_seqs.insert(id, seq);
+                            }
                             match change {
-                                LocalChange::Added(id, interval) => act.add_session(id, interval),
-                                LocalChange::Removed(id) => act.remove_session(id),
+                                LocalChange::Added(id, interval, seq) => {
+                                    act.add_session(id, interval, seq);
+                                }
+                                LocalChange::Removed(id, seq) => act.remove_session(id, seq),
                             }
                         }
                         act.publish_held = false;
@@ -446,8 +466,8 @@ impl TutorActor {
         }
         self.session_seqs.insert(session_id, seq.max(applied));
         match interval {
-            Some(interval) => self.add_session(session_id, interval),
-            None => self.remove_session(session_id),
+            Some(interval) => self.add_session(session_id, interval, seq),
+            None => self.remove_session(session_id, seq),
         }
     }
 }
