@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use sqlx::{Executor as _, PgPool};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -62,7 +62,18 @@ async fn listen(
             }
             continue;
         };
-        match active.try_recv().await {
+        let received = match tokio::time::timeout(QUIET_CHECK, active.try_recv()).await {
+            Ok(received) => received,
+            // Nothing for a while: quiet, or a connection that died without a word (a network
+            // partition), which would leave this node deaf for good. Ask it.
+            Err(_) => match tokio::time::timeout(CONNECT_TIMEOUT, active.execute("SELECT 1")).await
+            {
+                Ok(Ok(_)) => continue,
+                Ok(Err(err)) => Err(err),
+                Err(_) => Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())),
+            },
+        };
+        match received {
             Ok(Some(notification)) => announce(hub, registry, updates, notification.payload()),
             // The connection was lost: connect and LISTEN again, and only then start everyone
             // over, so nothing announced in between is missed.
@@ -79,10 +90,27 @@ async fn listen(
     }
 }
 
-async fn connect(pool: &PgPool) -> sqlx::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+/// How long connecting and `LISTEN` (or a check that the connection lives) may take before the
+/// attempt is given up and made again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After this long without a notification the connection is checked.
+const QUIET_CHECK: Duration = Duration::from_secs(30);
+
+async fn connect(pool: &PgPool) -> anyhow::Result<PgListener> {
+    // Bounded: a connection that never answers (one the database dropped without a word, say)
+    // must not leave this node deaf for good.
+    tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let mut listener = PgListener::connect_with(pool).await?;
+        // A lost connection is reported at once, and this loop connects again (bounded),
+        // rather than sqlx reconnecting inside `try_recv` with no bound.
+        listener.eager_reconnect(false);
+        listener.listen(CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}"))?
+    .map_err(Into::into)
 }
 
 /// Whatever was announced while we were not listening is unknown: start everyone over.
