@@ -123,9 +123,15 @@ pub(super) fn spawn_tutor_forwarder(
                         }
                     }
                 },
+                // This forwarder fell behind the tutor's events (it waits for the actor while
+                // it takes a snapshot), which says nothing of the client: a client too slow to
+                // read fills its own queue and is closed for that. Start it over from a fresh
+                // snapshot, as after any gap.
                 Err(RecvError::Lagged(_)) => {
-                    out.too_slow.notify_one();
-                    return;
+                    match snapshot(&scheduler, tutor_id, (from, to), &out).await {
+                        Some(fresh) => seq = fresh,
+                        None => return,
+                    }
                 }
                 Err(RecvError::Closed) => return,
             }
