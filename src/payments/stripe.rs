@@ -57,20 +57,9 @@ impl StripeProvider {
                 "never".to_owned(),
             ));
         }
-        let response = self
-            .http
-            .post(format!("{}/v1/payment_intents", self.api_base))
-            .bearer_auth(&self.secret_key)
-            .header("Idempotency-Key", &request.idempotency_key)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        let (status, body) = self
+            .post("/v1/payment_intents", &request.idempotency_key, &form)
+            .await?;
         if status.is_success() {
             return intent_outcome(&body);
         }
@@ -109,23 +98,13 @@ impl StripeProvider {
     /// Cancels a PaymentIntent that still waits on the client. Stripe refuses to cancel one that
     /// has succeeded meanwhile, which is an error here: the webhook settles that payment.
     pub async fn cancel(&self, intent_id: &str) -> Result<(), ProviderError> {
-        let response = self
-            .http
-            .post(format!(
-                "{}/v1/payment_intents/{intent_id}/cancel",
-                self.api_base
-            ))
-            .bearer_auth(&self.secret_key)
-            .header("Idempotency-Key", format!("cancel-{intent_id}"))
-            .form(&[("cancellation_reason", "abandoned")])
-            .send()
-            .await
-            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        let (status, body) = self
+            .post(
+                &format!("/v1/payment_intents/{intent_id}/cancel"),
+                &format!("cancel-{intent_id}"),
+                &[("cancellation_reason", "abandoned")],
+            )
+            .await?;
         if status.is_success() && body["status"] == "canceled" {
             Ok(())
         } else {
@@ -137,26 +116,44 @@ impl StripeProvider {
 
     /// Refunds a PaymentIntent in full; returns the refund's id.
     pub async fn refund(&self, intent_id: &str) -> Result<String, ProviderError> {
-        let response = self
-            .http
-            .post(format!("{}/v1/refunds", self.api_base))
-            .bearer_auth(&self.secret_key)
-            .header("Idempotency-Key", format!("refund-{intent_id}"))
-            .form(&[("payment_intent", intent_id)])
-            .send()
-            .await
-            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        let (status, body) = self
+            .post(
+                "/v1/refunds",
+                &format!("refund-{intent_id}"),
+                &[("payment_intent", intent_id)],
+            )
+            .await?;
         match body["id"].as_str() {
             Some(id) if status.is_success() => Ok(id.to_owned()),
             _ => Err(ProviderError(format!(
                 "Stripe refused the refund ({status})"
             ))),
         }
+    }
+
+    /// A form-encoded POST to Stripe's API under an idempotency key: the status and the JSON
+    /// body, or why there is none.
+    async fn post<F: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        form: &F,
+    ) -> Result<(reqwest::StatusCode, Value), ProviderError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.api_base))
+            .bearer_auth(&self.secret_key)
+            .header("Idempotency-Key", idempotency_key)
+            .form(form)
+            .send()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+        let status = response.status();
+        let body = response
+            .json()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        Ok((status, body))
     }
 }
 
