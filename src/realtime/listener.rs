@@ -26,7 +26,7 @@ pub const CHANNEL: &str = "tutoring_events";
 /// slow database cannot make the listener fall behind.
 const SESSION_UPDATE_QUEUE: usize = 1024;
 
-/// Listens until the runtime stops, reconnecting as needed. Should the loop ever panic, it is
+/// Listens until the runtime stops or the pool is closed, reconnecting as needed. Should the loop ever panic, it is
 /// started again (and, connecting afresh, starts everyone over): a node that stopped listening
 /// would go on serving other nodes' stale schedules.
 pub fn spawn_listener(pool: PgPool, hub: Hub, registry: Registry) {
@@ -34,8 +34,10 @@ pub fn spawn_listener(pool: PgPool, hub: Hub, registry: Registry) {
     tokio::spawn(async move {
         loop {
             let run = AssertUnwindSafe(listen(&pool, &hub, &registry, &updates)).catch_unwind();
-            if run.await.is_err() {
-                tracing::error!("the event listener panicked; restarting it");
+            match run.await {
+                // The pool was closed: the server is stopping.
+                Ok(()) => return,
+                Err(_) => tracing::error!("the event listener panicked; restarting it"),
             }
         }
     });
@@ -49,6 +51,9 @@ async fn listen(
 ) {
     let mut listener: Option<PgListener> = None;
     loop {
+        if pool.is_closed() {
+            return;
+        }
         let Some(active) = listener.as_mut() else {
             match connect(pool).await {
                 Ok(fresh) => {
@@ -81,6 +86,7 @@ async fn listen(
                 tracing::warn!("event listener reconnecting");
                 listener = None;
             }
+            Err(_) if pool.is_closed() => return,
             Err(err) => {
                 tracing::warn!(error = %err, "event listener failed; reconnecting");
                 listener = None;
