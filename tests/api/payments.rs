@@ -245,3 +245,35 @@ async fn only_the_sessions_student_pays() {
         .await
         .assert_problem(422, "validation_failed");
 }
+
+#[actix_web::test]
+async fn a_session_being_charged_keeps_its_price_when_rescheduled() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let session = booked(&app, &tutor, &student, 2).await;
+    let path = format!("/sessions/{session}/reschedule");
+    let longer = |hour| json!({"scheduled_at": days_ahead_at(2, hour, 0).to_rfc3339(), "duration_minutes": 120});
+
+    // Unpaid and not being charged: the price follows the new duration.
+    let moved = app.post(&path, Some(&student.token), &longer(12)).await;
+    let price = moved.assert_status(200)["price"].clone();
+    assert_eq!(price["amount_cents"], 24_000, "{price}");
+
+    // A charge of that price waits on the student; moving the session again keeps the price
+    // the charge is for.
+    let waiting = charge(
+        &app,
+        &student,
+        json!({"session_id": session, "payment_method": "requires_action"}),
+        None,
+    )
+    .await;
+    assert_eq!(waiting.assert_status(201)["amount"], price);
+    let shorter =
+        json!({"scheduled_at": days_ahead_at(2, 15, 0).to_rfc3339(), "duration_minutes": 60});
+    let moved = app.post(&path, Some(&student.token), &shorter).await;
+    let body = moved.assert_status(200);
+    assert_eq!(body["duration_minutes"], 60);
+    assert_eq!(body["price"], price);
+}
