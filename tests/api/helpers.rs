@@ -537,6 +537,21 @@ impl TestApp {
         tutor
     }
 
+    /// Sends `body` to the Stripe webhook with a `Stripe-Signature` header.
+    pub async fn stripe_webhook(&self, body: &str, signature: &str) -> TestResponse {
+        read(
+            self.client
+                .post(self.url("/payment/webhook/stripe"))
+                .header("content-type", "application/json")
+                .header("stripe-signature", signature)
+                .body(body.to_owned())
+                .send()
+                .await
+                .expect("sent"),
+        )
+        .await
+    }
+
     /// Books a session as `student`.
     pub async fn book(
         &self,

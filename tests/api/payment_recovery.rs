@@ -12,7 +12,7 @@ use uuid::Uuid;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, read, spawn_app_with};
+use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, spawn_app_with};
 use crate::stripe::{booked_session, charge};
 
 const KEY: &str = "sk_test_local";
@@ -50,17 +50,7 @@ async fn deliver(app: &TestApp, event: Value) -> TestResponse {
         chrono::Utc::now().timestamp(),
         body.as_bytes(),
     );
-    read(
-        app.client
-            .post(app.url("/payment/webhook/stripe"))
-            .header("content-type", "application/json")
-            .header("stripe-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await
+    app.stripe_webhook(&body, &signature).await
 }
 
 fn intent_event(event_id: &str, kind: &str, intent: &str, payment: Uuid) -> Value {

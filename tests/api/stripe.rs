@@ -313,19 +313,10 @@ async fn concurrent_charges_and_webhook_replays_charge_once_and_pay_once() {
                 chrono::Utc::now().timestamp(),
                 payload.as_bytes(),
             );
-            read(
-                app.client
-                    .post(app.url("/payment/webhook/stripe"))
-                    .header("content-type", "application/json")
-                    .header("stripe-signature", signature)
-                    .body(payload)
-                    .send()
-                    .await
-                    .expect("sent"),
-            )
-            .await
-            .status
-            .as_u16()
+            app.stripe_webhook(&payload, &signature)
+                .await
+                .status
+                .as_u16()
         }
     });
     let statuses = futures_util::future::join_all(deliveries).await;

@@ -4,29 +4,13 @@ use serde_json::{Value, json};
 use tutoring::payments::webhook::sign;
 use uuid::Uuid;
 
-use crate::helpers::{
-    TestApp, TestResponse, all_day_rules, days_ahead_at, read, spawn_app, spawn_app_with,
-};
+use crate::helpers::{TestApp, all_day_rules, days_ahead_at, spawn_app, spawn_app_with};
 
 const SECRET: &str = "whsec_test_secret";
 
 async fn app_with_secret() -> TestApp {
     spawn_app_with(|settings| settings.payments.stripe_webhook_secret = Some(SECRET.to_owned()))
         .await
-}
-
-async fn send(app: &TestApp, body: &str, signature: &str) -> TestResponse {
-    read(
-        app.client
-            .post(app.url("/payment/webhook/stripe"))
-            .header("content-type", "application/json")
-            .header("stripe-signature", signature)
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("sent"),
-    )
-    .await
 }
 
 fn now() -> i64 {
@@ -83,7 +67,9 @@ async fn a_signed_success_marks_the_session_paid_once_and_a_refund_follows() {
         "payment_intent.succeeded",
         json!({"id": "pi_123", "object": "payment_intent"}),
     );
-    let first = send(&app, &succeeded, &sign(SECRET, now(), succeeded.as_bytes())).await;
+    let first = app
+        .stripe_webhook(&succeeded, &sign(SECRET, now(), succeeded.as_bytes()))
+        .await;
     assert_eq!(first.assert_status(200)["duplicate"], false);
     assert_eq!(
         session_payment(&app, session).await,
@@ -91,7 +77,9 @@ async fn a_signed_success_marks_the_session_paid_once_and_a_refund_follows() {
     );
 
     // The same event again (Stripe retries): acknowledged, applied once.
-    let replay = send(&app, &succeeded, &sign(SECRET, now(), succeeded.as_bytes())).await;
+    let replay = app
+        .stripe_webhook(&succeeded, &sign(SECRET, now(), succeeded.as_bytes()))
+        .await;
     assert_eq!(replay.assert_status(200)["duplicate"], true);
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
         .fetch_one(&app.db)
@@ -104,7 +92,7 @@ async fn a_signed_success_marks_the_session_paid_once_and_a_refund_follows() {
         "charge.refunded",
         json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_123"}),
     );
-    send(&app, &refunded, &sign(SECRET, now(), refunded.as_bytes()))
+    app.stripe_webhook(&refunded, &sign(SECRET, now(), refunded.as_bytes()))
         .await
         .assert_status(200);
     assert_eq!(
@@ -122,7 +110,7 @@ async fn a_failed_charge_leaves_the_session_unpaid() {
         "payment_intent.payment_failed",
         json!({"id": "pi_456"}),
     );
-    send(&app, &failed, &sign(SECRET, now(), failed.as_bytes()))
+    app.stripe_webhook(&failed, &sign(SECRET, now(), failed.as_bytes()))
         .await
         .assert_status(200);
     assert_eq!(
@@ -139,16 +127,16 @@ async fn bad_signatures_are_refused_and_change_nothing() {
     let good = sign(SECRET, now(), body.as_bytes());
 
     let tampered = body.replace("pi_789", "pi_000");
-    send(&app, &tampered, &good)
+    app.stripe_webhook(&tampered, &good)
         .await
         .assert_problem(400, "invalid_signature");
-    send(&app, &body, &sign("whsec_wrong", now(), body.as_bytes()))
+    app.stripe_webhook(&body, &sign("whsec_wrong", now(), body.as_bytes()))
         .await
         .assert_problem(400, "invalid_signature");
-    send(&app, &body, &sign(SECRET, now() - 301, body.as_bytes()))
+    app.stripe_webhook(&body, &sign(SECRET, now() - 301, body.as_bytes()))
         .await
         .assert_problem(400, "invalid_signature");
-    send(&app, &body, "")
+    app.stripe_webhook(&body, "")
         .await
         .assert_problem(400, "invalid_signature");
     // Signed, but with ids no Stripe event has: refused before anything is stored.
@@ -169,7 +157,7 @@ async fn bad_signatures_are_refused_and_change_nothing() {
             json!({"id": "pi_789\u{0}"}),
         ),
     ] {
-        send(&app, &odd, &sign(SECRET, now(), odd.as_bytes()))
+        app.stripe_webhook(&odd, &sign(SECRET, now(), odd.as_bytes()))
             .await
             .assert_problem(400, "invalid_event");
     }
@@ -184,7 +172,7 @@ async fn bad_signatures_are_refused_and_change_nothing() {
         .split_once(",v1=")
         .map(|(_, v)| v.to_owned())
         .expect("v1");
-    send(&app, &body, &format!("{good},v1={old_v1}"))
+    app.stripe_webhook(&body, &format!("{good},v1={old_v1}"))
         .await
         .assert_status(200);
     assert_eq!(
@@ -197,7 +185,7 @@ async fn bad_signatures_are_refused_and_change_nothing() {
 async fn without_a_secret_the_webhook_is_unavailable() {
     let app = spawn_app().await;
     let body = event("evt_5", "payment_intent.succeeded", json!({"id": "pi_1"}));
-    send(&app, &body, &sign(SECRET, now(), body.as_bytes()))
+    app.stripe_webhook(&body, &sign(SECRET, now(), body.as_bytes()))
         .await
         .assert_problem(503, "webhook_not_configured");
 }
