@@ -149,8 +149,6 @@ async fn charge(
                 session_id: session.id,
                 provider: provider.name(),
                 key: &key,
-                amount_cents: session.price_cents,
-                currency: &session.currency,
                 payment_method,
             };
             match payments::begin(&db, charge).await? {

@@ -63,25 +63,25 @@ const ABANDONED_AFTER_SECS: f64 = 60.0;
 /// before another charge may cancel it and take its place.
 const ACTION_ABANDONED_AFTER_SECS: f64 = 15.0 * 60.0;
 
-/// What a new charge is.
+/// What a new charge is. Its amount is the session's price as the charge begins.
 #[derive(Debug, Clone, Copy)]
 pub struct NewCharge<'a> {
     pub session_id: Uuid,
     pub provider: &'a str,
     pub key: &'a str,
-    pub amount_cents: i64,
-    pub currency: &'a str,
     pub payment_method: Option<&'a str>,
 }
 
 /// Records a pending payment for a session, unless one is live or the key was used.
+///
+/// The amount is read from the session in the insert itself, under a share lock: a reschedule
+/// in progress (which holds the row) finishes first and the charge is for its new price, and a
+/// reschedule that comes after sees the pending charge and keeps the price.
 pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginError> {
     let NewCharge {
         session_id,
         provider,
         key,
-        amount_cents,
-        currency,
         payment_method,
     } = charge;
     if let Some(existing) = find_by_key(pool, provider, key).await? {
@@ -94,15 +94,15 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
     let inserted: Result<PaymentRecord, sqlx::Error> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
-                               currency, payment_method, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') RETURNING {COLUMNS}"
+                                   currency, payment_method, status) \
+             SELECT $1, s.id, $3, $4, s.price_cents, s.currency, $5, 'pending' \
+             FROM sessions s WHERE s.id = $2 FOR SHARE \
+             RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
         .bind(session_id)
         .bind(provider)
         .bind(key)
-        .bind(amount_cents)
-        .bind(currency)
         .bind(payment_method)
         .fetch_one(pool)
         .await;

@@ -498,6 +498,30 @@ pub async fn assert_no_overlaps(app: &TestApp) {
     assert_eq!(overlaps, 0, "active sessions overlap");
 }
 
+/// Waits until a query of the app's database waits on a lock (one the test holds, say).
+pub async fn until_a_query_waits_on_a_lock(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut poll = actix_web::rt::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        poll.tick().await;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(&app.db_name)
+        .fetch_one(&app.db)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no query began to wait on the lock"
+        );
+    }
+}
+
 /// Every day, all day, in UTC: 30-minute slots, 30 to 180 minutes, an hour's notice.
 pub fn all_day_rules() -> Value {
     let weekly: Vec<Value> = [

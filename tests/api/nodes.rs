@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{all_day_rules, days_ahead_at, spawn_app, spawn_second_node, students_direct};
+use crate::helpers::{
+    all_day_rules, days_ahead_at, spawn_app, spawn_second_node, students_direct,
+    until_a_query_waits_on_a_lock,
+};
 use crate::live::Client;
 
 #[actix_web::test]
@@ -32,23 +35,7 @@ async fn an_event_for_a_tutor_whose_actor_is_still_starting_leaves_the_listener_
     );
     let slots = other_node.get(&slots_path, None);
     let rest = async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut poll = actix_web::rt::time::interval(Duration::from_millis(20));
-        loop {
-            poll.tick().await;
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = $1 AND wait_event_type = 'Lock'",
-            )
-            .bind(&app.db_name)
-            .fetch_one(&app.db)
-            .await
-            .expect("activity");
-            if waiting > 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the actor never began to start");
-        }
+        until_a_query_waits_on_a_lock(&app).await;
         // A booking through the first node announces an event for the starting actor, then one
         // for the watched tutor: the second reaches the other node's subscriber only if the
         // listener survived the first.

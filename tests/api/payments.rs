@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, all_day_rules, days_ahead_at, read, spawn_app};
+use crate::helpers::{
+    TestApp, TestUser, all_day_rules, days_ahead_at, read, spawn_app, until_a_query_waits_on_a_lock,
+};
 
 async fn booked(app: &TestApp, tutor: &TestUser, student: &TestUser, day: i64) -> Uuid {
     let response = app
@@ -276,4 +278,50 @@ async fn a_session_being_charged_keeps_its_price_when_rescheduled() {
     let body = moved.assert_status(200);
     assert_eq!(body["duration_minutes"], 60);
     assert_eq!(body["price"], price);
+}
+
+#[actix_web::test]
+async fn a_charge_begun_while_the_session_is_being_moved_is_for_the_price_the_move_sets() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let session = booked(&app, &tutor, &student, 2).await;
+
+    // Hold the session's row as a reschedule does, and give it a new price inside that hold.
+    let mut moving = app.db.begin().await.expect("a transaction");
+    let price: i64 =
+        sqlx::query_scalar("SELECT price_cents FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(session)
+            .fetch_one(&mut *moving)
+            .await
+            .expect("the session");
+    let new_price = price + 1_234;
+    let paying = charge(
+        &app,
+        &student,
+        json!({"session_id": session}),
+        Some("mid-move"),
+    );
+    let move_ends = async {
+        until_a_query_waits_on_a_lock(&app).await;
+        sqlx::query("UPDATE sessions SET price_cents = $2 WHERE id = $1")
+            .bind(session)
+            .bind(new_price)
+            .execute(&mut *moving)
+            .await
+            .expect("repriced");
+        moving.commit().await.expect("committed");
+    };
+    let (paid, ()) = futures_util::join!(paying, move_ends);
+
+    // The charge waited for the move and is for the session's price as it now stands.
+    let body = paid.assert_status(201);
+    assert_eq!(body["status"], "succeeded");
+    assert_eq!(body["amount"]["amount_cents"], new_price);
+    let now = app
+        .get(&format!("/sessions/{session}"), Some(&student.token))
+        .await;
+    let now = now.assert_status(200);
+    assert_eq!(now["price"]["amount_cents"], new_price);
+    assert_eq!(now["payment_status"], "paid");
 }
