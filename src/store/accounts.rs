@@ -236,6 +236,16 @@ pub async fn find_credentials(pool: &PgPool, email: &str) -> sqlx::Result<Option
     .await
 }
 
+/// Whether the account exists and is not deactivated.
+pub async fn is_active(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
 /// The password hash of an active account.
 pub async fn password_hash(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND deactivated_at IS NULL")
@@ -328,11 +338,12 @@ pub async fn update(
             .execute(&mut *tx)
             .await?;
     }
+    let account = find_in(&mut *tx, id).await?;
+    // Last, so the revocations' stamp is close to the commit that other nodes poll for.
     let revoked = match changes.keep_only_session {
         Some(keep) => super::auth_sessions::revoke_all_but(&mut *tx, id, keep).await?,
         None => Vec::new(),
     };
-    let account = find_in(&mut *tx, id).await?;
     tx.commit().await?;
     Ok(account.map(|account| Updated { account, revoked }))
 }
