@@ -38,6 +38,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     payments::configure(cfg);
 }
 
+/// Refuses a caller whose account is deactivated. Its tokens still authenticate until they
+/// expire or are revoked, but every route acting as the account answers `404`.
+async fn acting_as(db: &sqlx::PgPool, account: uuid::Uuid) -> Result<(), ApiError> {
+    if crate::store::accounts::is_active(db, account).await? {
+        Ok(())
+    } else {
+        Err(ApiError::account_not_found())
+    }
+}
+
 /// The answer for a path no route serves.
 pub async fn unknown_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(

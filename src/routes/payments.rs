@@ -81,6 +81,7 @@ async fn charge(
     student: StudentUser,
     ApiJson(body): ApiJson<ChargeBody>,
 ) -> Result<HttpResponse, ApiError> {
+    super::acting_as(&db, student.id()).await?;
     let session = sessions::find(db.get_ref(), body.session_id)
         .await?
         .filter(|s| s.is_participant(student.id()))

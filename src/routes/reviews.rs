@@ -96,6 +96,7 @@ async fn create_review(
         }
     };
     let rating = errors.finish(rating)?;
+    super::acting_as(&db, student.id()).await?;
     let review = reviews::create(
         &db,
         student.id(),

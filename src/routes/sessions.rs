@@ -252,6 +252,7 @@ async fn cancel(
         Ok(reason) => reason.flatten(),
         Err(err) => return Err(ApiError::invalid_field("reason", err.to_string())),
     };
+    super::acting_as(&db, caller.id()).await?;
     let session = participant_session(&db, &caller, *id).await?;
     if session.status != SessionStatus::Scheduled {
         return Err(not_scheduled(&session));
@@ -291,6 +292,7 @@ async fn complete(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SessionView>, ApiError> {
+    super::acting_as(&db, caller.id()).await?;
     let session = participant_session(&db, &caller, *id).await?;
     if session.tutor_id != caller.id() {
         return Err(ApiError::forbidden(
@@ -337,6 +339,7 @@ async fn reschedule(
     id: web::Path<Uuid>,
     ApiJson(body): ApiJson<RescheduleBody>,
 ) -> Result<web::Json<SessionView>, ApiError> {
+    super::acting_as(&db, caller.id()).await?;
     let session = participant_session(&db, &caller, *id).await?;
     let current = u32::try_from(session.duration_minutes).unwrap_or(DEFAULT_DURATION_MINUTES);
     let mut errors = FieldErrors::default();
@@ -367,6 +370,14 @@ async fn reschedule(
         Err(crate::scheduling::ScheduleError::NotScheduled) => {
             let now = participant_session(&db, &caller, *id).await?;
             Err(not_scheduled(&now))
+        }
+        Err(crate::scheduling::ScheduleError::StudentInactive)
+            if caller.id() != session.student_id =>
+        {
+            Err(ApiError::conflict(
+                "student_inactive",
+                "the session's student has deactivated their account",
+            ))
         }
         Err(err) => Err(err.into()),
     }

@@ -21,9 +21,14 @@ pub async fn insert(db: impl PgExecutor<'_>, claims: &Claims) -> sqlx::Result<()
 }
 
 /// Marks a token revoked (idempotent).
+///
+/// Revocations are stamped with the clock when the statement runs, not when its transaction
+/// began (`now()`): other nodes poll for revocations stamped since shortly before their last
+/// poll, so a stamp must be close to its commit. Callers revoke last in their transactions.
 pub async fn revoke(db: impl PgExecutor<'_>, jti: Uuid) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE auth_sessions SET revoked_at = now() WHERE jti = $1 AND revoked_at IS NULL",
+        "UPDATE auth_sessions SET revoked_at = clock_timestamp() \
+         WHERE jti = $1 AND revoked_at IS NULL",
     )
     .bind(jti)
     .execute(db)
@@ -31,14 +36,15 @@ pub async fn revoke(db: impl PgExecutor<'_>, jti: Uuid) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Revokes every live token of `user_id` except `keep`; returns what was revoked.
+/// Revokes every live token of `user_id` except `keep`; returns what was revoked. Stamped as
+/// [`revoke`] is: call it last in a transaction.
 pub async fn revoke_all_but(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     keep: Uuid,
 ) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
     sqlx::query_as(
-        "UPDATE auth_sessions SET revoked_at = now() \
+        "UPDATE auth_sessions SET revoked_at = clock_timestamp() \
          WHERE user_id = $1 AND jti <> $2 AND revoked_at IS NULL AND expires_at > now() \
          RETURNING jti, expires_at",
     )

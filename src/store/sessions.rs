@@ -299,6 +299,10 @@ pub enum RescheduleRefusal {
     SlotTaken,
     /// Another active session of the student overlaps the new time.
     StudentBusy,
+    /// The tutor's account is deactivated.
+    TutorInactive,
+    /// The student's account is deactivated.
+    StudentInactive,
 }
 
 /// A session moved: its new state, the time it left, and the two events the move took (the old
@@ -322,16 +326,33 @@ pub async fn reschedule(
     duration_minutes: i32,
 ) -> sqlx::Result<Result<Rescheduled, RescheduleRefusal>> {
     let mut tx = pool.begin().await?;
-    let old: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT scheduled_at, ends_at FROM sessions \
+    let held: Option<(DateTime<Utc>, DateTime<Utc>, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT scheduled_at, ends_at, tutor_id, student_id FROM sessions \
          WHERE id = $1 AND status = 'scheduled' FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(old) = old else {
+    let Some((scheduled_was, ends_was, tutor_id, student_id)) = held else {
         return Ok(Err(RescheduleRefusal::NotScheduled));
     };
+    let old = (scheduled_was, ends_was);
+    // Both accounts are held active, as a booking holds them: a deactivation (which cancels
+    // future sessions) cannot slip between this move and its commit.
+    let active: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE id IN ($1, $2) AND deactivated_at IS NULL \
+         ORDER BY id FOR SHARE",
+    )
+    .bind(tutor_id)
+    .bind(student_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !active.contains(&tutor_id) {
+        return Ok(Err(RescheduleRefusal::TutorInactive));
+    }
+    if !active.contains(&student_id) {
+        return Ok(Err(RescheduleRefusal::StudentInactive));
+    }
     let updated: Result<SessionRecord, sqlx::Error> = sqlx::query_as(
         "UPDATE sessions s SET scheduled_at = $2, ends_at = $3, duration_minutes = $4, \
                 price_cents = CASE WHEN s.payment_status = 'unpaid' AND NOT EXISTS ( \

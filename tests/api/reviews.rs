@@ -12,7 +12,7 @@ async fn completed_session(app: &TestApp, tutor: &TestUser, student: &TestUser, 
         .as_str()
         .and_then(|s| s.parse().ok())
         .expect("an id");
-    // Payments are not built yet: mark it paid and started directly.
+    // A session cannot be booked in the past: mark it paid and started directly.
     sqlx::query(
         "UPDATE sessions SET payment_status = 'paid', \
                 scheduled_at = now() - interval '2 hours' - make_interval(days => $2), \

@@ -538,3 +538,73 @@ async fn deactivated_accounts_cannot_book_or_be_booked() {
         .await
         .assert_problem(404, "account_not_found");
 }
+
+#[actix_web::test]
+async fn a_deactivated_account_can_no_longer_act_on_its_sessions() {
+    let app = spawn_app().await;
+    let (tutor, student) = tutor_and_student(&app).await;
+    // Deactivation cancels future sessions only: one that has started stays scheduled.
+    let started = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
+                               duration_minutes, price_cents, currency) \
+         VALUES ($1, $2, $3, now() - interval '30 minutes', now() + interval '30 minutes', \
+                 60, 12000, 'BRL')",
+    )
+    .bind(started)
+    .bind(tutor.id)
+    .bind(student.id)
+    .execute(&app.db)
+    .await
+    .expect("a started session");
+    app.delete("/students/me", Some(&student.token))
+        .await
+        .assert_status(200);
+
+    // The student's token still authenticates, but nothing acts as the account any more.
+    let path = |action: &str| format!("/sessions/{started}/{action}");
+    let later = json!({"scheduled_at": days_ahead_at(3, 10, 0).to_rfc3339()});
+    app.post(&path("reschedule"), Some(&student.token), &later)
+        .await
+        .assert_problem(404, "account_not_found");
+    app.post(&path("cancel"), Some(&student.token), &json!({}))
+        .await
+        .assert_problem(404, "account_not_found");
+    app.post(
+        "/payment/charge",
+        Some(&student.token),
+        &json!({"session_id": started}),
+    )
+    .await
+    .assert_problem(404, "account_not_found");
+    app.post(
+        "/reviews",
+        Some(&student.token),
+        &json!({"session_id": started, "rating": 1}),
+    )
+    .await
+    .assert_problem(404, "account_not_found");
+
+    // Nor may the tutor move the session into the future of a deactivated student.
+    app.post(&path("reschedule"), Some(&tutor.token), &later)
+        .await
+        .assert_problem(409, "student_inactive");
+    let kept = app
+        .get(&format!("/sessions/{started}"), Some(&tutor.token))
+        .await;
+    let kept = kept.assert_status(200);
+    assert_eq!(kept["status"], "scheduled");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(kept["scheduled_at"].as_str().expect("a time"))
+            .expect("RFC 3339")
+            < chrono::Utc::now()
+    );
+
+    // Once the tutor is deactivated too, it cannot complete the session.
+    app.delete("/teachers/me", Some(&tutor.token))
+        .await
+        .assert_status(200);
+    app.post(&path("complete"), Some(&tutor.token), &json!({}))
+        .await
+        .assert_problem(404, "account_not_found");
+}

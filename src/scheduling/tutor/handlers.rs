@@ -178,6 +178,13 @@ impl Handler<Reschedule> for TutorActor {
                     return Err(ScheduleError::Refused(Refusal::SlotTaken));
                 }
                 Err(RescheduleRefusal::StudentBusy) => return Err(ScheduleError::StudentBusy),
+                Err(RescheduleRefusal::TutorInactive) => {
+                    act.set_active(false);
+                    return Err(ScheduleError::TutorNotFound);
+                }
+                Err(RescheduleRefusal::StudentInactive) => {
+                    return Err(ScheduleError::StudentInactive);
+                }
             };
             let (session_id, tutor_id) = (moved.record.id, act.tutor_id);
             act.apply_change(
