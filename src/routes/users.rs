@@ -128,10 +128,10 @@ async fn update_user(
     for (jti, expires_at) in updated.revoked {
         auth.revoked.insert(jti, expires_at);
     }
-    if let Some(zone) = changes.timezone {
-        // The availability rules share the profile's zone.
+    if let (Some(zone), Some(seq)) = (changes.timezone, updated.timezone_seq) {
+        // The availability rules share the profile's zone; a later change of the rules wins.
         scheduler
-            .tell_if_running(caller.id(), Changed::Timezone(zone))
+            .tell_if_running(caller.id(), Changed::Timezone { zone, seq })
             .await;
     }
     Ok(web::Json(UserView::of(&updated.account, Some(caller.id()))))

@@ -136,8 +136,11 @@ pub struct Refresh;
 pub enum Changed {
     /// The tutor was deactivated.
     Deactivated,
-    /// The tutor's profile time zone, which its rules share, changed.
-    Timezone(crate::domain::TimeZone),
+    /// The tutor's profile time zone, which its rules share, changed as event `seq`.
+    Timezone {
+        zone: crate::domain::TimeZone,
+        seq: i64,
+    },
     /// These sessions were cancelled (a participant was deactivated).
     Released(Vec<Uuid>),
 }

@@ -279,11 +279,13 @@ impl AccountChanges {
     }
 }
 
-/// An account after a change, with the tokens the change revoked.
+/// An account after a change, with the tokens the change revoked and, when a tutor's time zone
+/// changed, the event that announced it.
 #[derive(Debug)]
 pub struct Updated {
     pub account: Account,
     pub revoked: Vec<(Uuid, DateTime<Utc>)>,
+    pub timezone_seq: Option<i64>,
 }
 
 /// Applies `changes` to an active account in one transaction; `None` when it is not active.
@@ -331,13 +333,18 @@ pub async fn update(
         .execute(&mut *tx)
         .await?;
     }
-    if changes.timezone.is_some() {
+    let timezone_seq = match changes.timezone {
         // The rules share the profile's zone: their free time moved.
-        sqlx::query("SELECT tutoring_emit($1, 'availability.changed', NULL, NULL, NULL, NULL)")
+        Some(_) => Some(
+            sqlx::query_scalar(
+                "SELECT tutoring_emit($1, 'availability.changed', NULL, NULL, NULL, NULL)",
+            )
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
+            .fetch_one(&mut *tx)
+            .await?,
+        ),
+        None => None,
+    };
     let account = find_in(&mut *tx, id).await?;
     // Last, so the revocations' stamp is close to the commit that other nodes poll for.
     let revoked = match changes.keep_only_session {
@@ -345,7 +352,11 @@ pub async fn update(
         None => Vec::new(),
     };
     tx.commit().await?;
-    Ok(account.map(|account| Updated { account, revoked }))
+    Ok(account.map(|account| Updated {
+        account,
+        revoked,
+        timezone_seq,
+    }))
 }
 
 /// Deactivates an active account of `role` and cancels its future scheduled sessions, in one

@@ -680,3 +680,42 @@ async fn a_window_across_the_spring_forward_gap_lasts_two_real_hours() {
     let expected = json!([slot("07T06:00", "07T09:00", "07T01:00:00-05:00")]);
     assert_eq!(response.assert_status(200)["items"], expected);
 }
+
+#[actix_web::test]
+async fn word_of_an_older_zone_change_arriving_late_leaves_newer_rules_in_place() {
+    use tutoring::domain::TimeZone;
+    use tutoring::scheduling::{Changed, QuerySlots};
+
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let mut newer = all_day_rules();
+    newer["timezone"] = json!("Asia/Tokyo");
+    app.put("/tutors/me/availability", Some(&tutor.token), &newer)
+        .await
+        .assert_status(200);
+    let seq: i64 = sqlx::query_scalar("SELECT event_seq FROM tutors WHERE user_id = $1")
+        .bind(tutor.id)
+        .fetch_one(&app.db)
+        .await
+        .expect("the tutor's sequence");
+
+    // A profile change committed before the rules' replacement, told to the actor after it.
+    let older = Changed::Timezone {
+        zone: TimeZone::parse("America/Sao_Paulo").expect("a zone"),
+        seq: seq - 1,
+    };
+    app.registry.tell_if_running(tutor.id, older).await;
+    // The actor's mailbox is in order: this answer comes after it handled the late word.
+    let query = QuerySlots {
+        from: on_day(3, 0, 0),
+        to: on_day(4, 0, 0),
+        duration_minutes: Some(60),
+    };
+    let answer = app
+        .registry
+        .ask(tutor.id, query)
+        .await
+        .expect("the actor answers")
+        .expect("slots");
+    assert_eq!(answer.list.timezone.name(), "Asia/Tokyo");
+}

@@ -301,8 +301,12 @@ impl Handler<Changed> for TutorActor {
     fn handle(&mut self, msg: Changed, _ctx: &mut Self::Context) {
         match msg {
             Changed::Deactivated => self.set_active(false),
-            Changed::Timezone(zone) => {
-                self.set_rules((*self.rules).clone().with_timezone(zone));
+            Changed::Timezone { zone, seq } => {
+                // Rules replaced by a later commit already hold the zone they were given.
+                if seq > self.rules_seq {
+                    self.set_rules((*self.rules).clone().with_timezone(zone));
+                    self.rules_seq = seq;
+                }
             }
             Changed::Released(ids) => {
                 // Told by this process's own request after its commit; the event's number
