@@ -79,6 +79,8 @@ async fn create_by_teacher(
     caller: TutorUser,
     ApiJson(body): ApiJson<CreateStudentBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // Before the e-mail check and the hash: a deactivated teacher is told so, whatever it sent.
+    super::acting_as(&db, caller.id()).await?;
     let mut errors = FieldErrors::default();
     let account = parse_new_account(&mut errors, &body.email, &body.password, &body.name);
     let account = errors.finish(account)?;
