@@ -554,7 +554,17 @@ const BUFFER: Limit = Limit {
 
 impl Limit {
     fn parse(&self, raw: Option<i64>, errors: &mut Vec<FieldError>) -> Option<u32> {
-        let value = raw.unwrap_or(i64::from(self.default));
+        self.parse_or(raw, self.default, errors)
+    }
+
+    /// As [`Limit::parse`], with another default.
+    fn parse_or(
+        &self,
+        raw: Option<i64>,
+        default: u32,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<u32> {
+        let value = raw.unwrap_or(i64::from(default));
         let parsed = u32::try_from(value)
             .ok()
             .filter(|v| (self.min..=self.max).contains(v));
@@ -579,8 +589,13 @@ struct Numbers {
 
 fn parse_numbers(dto: &AvailabilityRulesDto, errors: &mut Vec<FieldError>) -> Option<Numbers> {
     let slot = SLOT.parse(dto.slot_minutes, errors);
-    let min_duration = MIN_DURATION.parse(dto.min_duration_minutes, errors);
-    let max_duration = MAX_DURATION.parse(dto.max_duration_minutes, errors);
+    // Absent durations follow the slot: the defaults rounded to its multiples, so that a client
+    // setting only `slot_minutes` is not refused over fields it never sent.
+    let slot_or_default = slot.unwrap_or(SLOT.default);
+    let min_default = MIN_DURATION.default.div_ceil(slot_or_default) * slot_or_default;
+    let max_default = (MAX_DURATION.default / slot_or_default * slot_or_default).max(min_default);
+    let min_duration = MIN_DURATION.parse_or(dto.min_duration_minutes, min_default, errors);
+    let max_duration = MAX_DURATION.parse_or(dto.max_duration_minutes, max_default, errors);
     let min_notice = MIN_NOTICE.parse(dto.min_notice_minutes, errors);
     let horizon_days = HORIZON.parse(dto.horizon_days, errors);
     let buffer = BUFFER.parse(dto.buffer_minutes, errors);
@@ -726,6 +741,37 @@ mod tests {
             ),
             (30, 30, 180, 60, 90, 0)
         );
+    }
+
+    #[test]
+    fn absent_durations_follow_the_slot() {
+        let cases = [
+            (5, (30, 180)),
+            (7, (35, 175)),
+            (45, (45, 180)),
+            (60, (60, 180)),
+            (120, (120, 120)),
+            (720, (720, 720)),
+        ];
+        for (slot, durations) in cases {
+            let dto = AvailabilityRulesDto {
+                slot_minutes: Some(slot),
+                ..AvailabilityRulesDto::default()
+            };
+            let rules = parsed(&dto);
+            assert_eq!(
+                (rules.min_duration_minutes(), rules.max_duration_minutes()),
+                durations,
+                "slot {slot}"
+            );
+        }
+        // One given, the other follows the slot.
+        let dto = AvailabilityRulesDto {
+            slot_minutes: Some(60),
+            max_duration_minutes: Some(240),
+            ..AvailabilityRulesDto::default()
+        };
+        assert_eq!(parsed(&dto).min_duration_minutes(), 60);
     }
 
     #[test]
