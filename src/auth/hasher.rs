@@ -6,7 +6,7 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, TryAcquireError, on
 
 use crate::domain::Password;
 
-/// How many hashing jobs may wait for a thread; later callers wait asynchronously for a place.
+/// How many hashing jobs may wait for a thread; later callers are refused ([`HasherBusy`]).
 const QUEUE_CAPACITY: usize = 256;
 
 type Job = Box<dyn FnOnce() + Send>;

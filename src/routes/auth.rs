@@ -85,18 +85,47 @@ async fn login(
     auth: web::Data<Auth>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
-    // bcrypt reads at most 72 bytes: a longer password could only match by truncation.
-    let password_fits = body.password.len() <= Password::MAX_BYTES;
     let Ok(email) = Email::parse(&body.email) else {
         auth.hasher.verify_decoy(&body.password).await?;
         return Err(invalid_credentials());
     };
-    if let Attempt::Throttled { retry_after_secs } =
-        login_failures::begin_attempt(&db, email.as_str()).await?
-    {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+    let attempt = login_failures::begin_attempt(&db, email.as_str()).await?;
+    let checked = counted(attempt, check_login(&db, &auth, &email, &body)).await?;
+    login_failures::forgive(&db, email.as_str()).await?;
+    Ok(web::Json(checked))
+}
+
+/// Runs a password check counted by `attempt`: throttled, it does not run; failing for the
+/// server's reasons (the database, a full hashing queue) or abandoned with its request, it is
+/// withdrawn from the count, so only wrong passwords lock an e-mail out.
+pub(super) async fn counted<T>(
+    attempt: Attempt,
+    check: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let unchecked = match attempt {
+        Attempt::Throttled { retry_after_secs } => {
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+        Attempt::Allowed(unchecked) => unchecked,
+    };
+    let checked = check.await;
+    match &checked {
+        Err(err) if err.status().is_server_error() => drop(unchecked),
+        _ => unchecked.checked(),
     }
-    let credentials = accounts::find_credentials(&db, email.as_str()).await?;
+    checked
+}
+
+/// Checks a login's password and issues its token.
+async fn check_login(
+    db: &PgPool,
+    auth: &Auth,
+    email: &Email,
+    body: &LoginBody,
+) -> Result<LoginResponse, ApiError> {
+    // bcrypt reads at most 72 bytes: a longer password could only match by truncation.
+    let password_fits = body.password.len() <= Password::MAX_BYTES;
+    let credentials = accounts::find_credentials(db, email.as_str()).await?;
     let matches = match &credentials {
         Some(c) if password_fits => auth.hasher.verify(&body.password, &c.password_hash).await?,
         _ => auth.hasher.verify_decoy(&body.password).await?,
@@ -112,14 +141,13 @@ async fn login(
         return Err(invalid_credentials());
     };
     let issued = auth.keys.issue(credentials.id, credentials.role)?;
-    auth_sessions::insert(db.get_ref(), &issued.claims).await?;
-    login_failures::forgive(&db, email.as_str()).await?;
-    Ok(web::Json(LoginResponse {
+    auth_sessions::insert(db, &issued.claims).await?;
+    Ok(LoginResponse {
         token: issued.token,
         user_id: credentials.id,
         user_type: credentials.role,
         expires_at: issued.claims.expires_at(),
-    }))
+    })
 }
 
 /// `POST /auth/logout`: revokes the presented token on every node.

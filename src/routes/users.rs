@@ -13,7 +13,7 @@ use crate::domain::{Email, MoneyDto, Password, PersonName, Role};
 use crate::error::{ApiError, FieldError, FieldErrors};
 use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account, AccountChanges};
-use crate::store::login_failures::{self, Attempt};
+use crate::store::login_failures;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -150,22 +150,23 @@ async fn check_current_password(
         .await?
         .filter(Account::is_active)
         .ok_or_else(user_not_found)?;
-    if let Attempt::Throttled { retry_after_secs } =
-        login_failures::begin_attempt(db, &account.email).await?
-    {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
-    let stored = accounts::password_hash(db, user_id)
-        .await?
-        .ok_or_else(user_not_found)?;
-    let fits = current.len() <= Password::MAX_BYTES;
-    if !(fits && auth.hasher.verify(current, &stored).await?) {
-        return Err(ApiError::Validation {
-            code: "invalid_current_password",
-            detail: "the current password is incorrect".to_owned(),
-            errors: vec![FieldError::new("current_password", "is incorrect")],
-        });
-    }
+    let attempt = login_failures::begin_attempt(db, &account.email).await?;
+    let check = async {
+        let stored = accounts::password_hash(db, user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        let fits = current.len() <= Password::MAX_BYTES;
+        if fits && auth.hasher.verify(current, &stored).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Validation {
+                code: "invalid_current_password",
+                detail: "the current password is incorrect".to_owned(),
+                errors: vec![FieldError::new("current_password", "is incorrect")],
+            })
+        }
+    };
+    super::auth::counted(attempt, check).await?;
     login_failures::forgive(db, &account.email).await?;
     Ok(auth.hasher.hash(new_password).await?)
 }

@@ -11,12 +11,53 @@ pub const MAX_FAILURES: i64 = 10;
 pub const WINDOW_SECS: i64 = 15 * 60;
 
 /// The outcome of asking to check a password for an e-mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Attempt {
     /// Go ahead; the attempt already counts as a failure until [`forgive`] is called.
-    Allowed,
+    Allowed(Unchecked),
     /// Throttled: retry after this many seconds.
     Throttled { retry_after_secs: u64 },
+}
+
+/// A counted attempt whose password has not been checked yet. Unless marked [`checked`], it is
+/// withdrawn from the count when dropped (in the background): a check the server could not make
+/// (the database failed, the hashing queue was full, the request ran out of time) must not count
+/// towards locking the e-mail out.
+///
+/// [`checked`]: Unchecked::checked
+#[derive(Debug)]
+pub struct Unchecked {
+    pool: PgPool,
+    id: i64,
+    checked: bool,
+}
+
+impl Unchecked {
+    /// The password was checked: the attempt stays counted (until [`forgive`]).
+    pub fn checked(mut self) {
+        self.checked = true;
+    }
+}
+
+impl Drop for Unchecked {
+    fn drop(&mut self) {
+        if self.checked {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (pool, id) = (self.pool.clone(), self.id);
+        runtime.spawn(async move {
+            let withdrawn = sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await;
+            if let Err(err) = withdrawn {
+                tracing::warn!(error = %err, "could not withdraw an unchecked login attempt");
+            }
+        });
+    }
 }
 
 /// Counts an attempt for `email` unless it is throttled. Attempts for one e-mail are serialized
@@ -46,12 +87,18 @@ pub async fn begin_attempt(pool: &PgPool, email: &str) -> sqlx::Result<Attempt> 
             retry_after_secs: u64::try_from(secs).unwrap_or(1),
         });
     }
-    sqlx::query("INSERT INTO login_failures (email_key) VALUES (lower($1))")
-        .bind(email)
-        .execute(&mut *tx)
-        .await?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO login_failures (email_key) VALUES (lower($1)) RETURNING id",
+    )
+    .bind(email)
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(Attempt::Allowed)
+    Ok(Attempt::Allowed(Unchecked {
+        pool: pool.clone(),
+        id,
+        checked: false,
+    }))
 }
 
 /// Forgets the failures of `email` after a successful check.

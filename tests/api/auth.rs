@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app, spawn_second_node, unique_email};
+use crate::helpers::{PASSWORD, spawn_app, spawn_app_with, spawn_second_node, unique_email};
 
 #[actix_web::test]
 async fn registering_a_student_returns_201_with_the_user() {
@@ -279,6 +279,42 @@ async fn ten_failed_logins_lock_the_email_with_429_and_retry_after() {
         .execute(&app.db)
         .await
         .expect("age the failures");
+    app.login(&student.email, PASSWORD).await;
+}
+
+#[actix_web::test]
+async fn logins_the_server_could_not_finish_do_not_count_towards_the_lock() {
+    let app =
+        spawn_app_with(|settings| settings.request_timeout = Duration::from_millis(300)).await;
+    let student = app.student().await;
+
+    // While tokens cannot be recorded, logins with the right password run out of time.
+    let mut hold = app.db.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE auth_sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("locked");
+    let right = json!({"email": student.email, "password": PASSWORD});
+    let attempts = (0..10).map(|_| app.post("/auth/login", None, &right));
+    for answer in futures_util::future::join_all(attempts).await {
+        answer.assert_problem(503, "service_unavailable");
+    }
+    hold.rollback().await.expect("released");
+
+    // None of them counts as a failed login, so the e-mail is not locked out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut poll = actix_web::rt::time::interval(Duration::from_millis(20));
+    loop {
+        poll.tick().await;
+        let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM login_failures")
+            .fetch_one(&app.db)
+            .await
+            .expect("failures");
+        if counted == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{counted} attempts still count");
+    }
     app.login(&student.email, PASSWORD).await;
 }
 
