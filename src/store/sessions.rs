@@ -140,17 +140,24 @@ const INSERT_EACH: &str = insert_batch_sql!("ON CONFLICT DO NOTHING");
 
 /// SQLSTATE `exclusion_violation`.
 const EXCLUSION_VIOLATION: &str = "23P01";
+/// SQLSTATE `unique_violation`: the same booking sent twice (a retry racing its first commit).
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// Writes a batch of bookings in one transaction. Each row either lands or is refused on its own,
 /// with the reason it was refused. Bookings normally conflict with nothing (the tutor's actor has
 /// checked them), so the batch is first written whole; only when that breaks an exclusion
-/// constraint is it written again row by row.
+/// constraint (or meets a row already written) is it written again row by row.
 pub async fn insert_batch(
     pool: &PgPool,
     batch: &[NewSession],
 ) -> sqlx::Result<Vec<Result<Sequenced, InsertRefusal>>> {
     let inserted = match insert_rows(pool, INSERT_ALL, batch).await {
-        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some(EXCLUSION_VIOLATION) => {
+        Err(sqlx::Error::Database(err))
+            if matches!(
+                err.code().as_deref(),
+                Some(EXCLUSION_VIOLATION | UNIQUE_VIOLATION)
+            ) =>
+        {
             insert_rows(pool, INSERT_EACH, batch).await?
         }
         other => other?,

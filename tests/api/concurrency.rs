@@ -153,3 +153,41 @@ async fn a_student_booking_two_tutors_at_once_gets_one_session() {
     );
     assert_no_overlaps(&app).await;
 }
+
+#[actix_web::test]
+async fn a_booking_written_twice_in_one_batch_with_others_is_the_first_ones_success() {
+    use tutoring::store::sessions::{NewSession, insert_batch};
+
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let students = students_direct(&app, 2).await;
+    let row = |student: &TestUser, hour| {
+        let start = days_ahead_at(2, hour, 0);
+        NewSession {
+            id: Uuid::now_v7(),
+            tutor_id: tutor.id,
+            student_id: student.id,
+            scheduled_at: start,
+            ends_at: start + chrono::TimeDelta::hours(1),
+            duration_minutes: 60,
+        }
+    };
+    let first = row(&students[0], 10);
+    let written = insert_batch(&app.db, std::slice::from_ref(&first))
+        .await
+        .expect("written");
+    assert!(written[0].is_ok(), "{written:?}");
+
+    // A retry of the first booking (same id) racing its commit lands in a batch with another:
+    // the other is written and the retry answers with the first booking.
+    let other = row(&students[1], 12);
+    let results = insert_batch(&app.db, &[first.clone(), other.clone()])
+        .await
+        .expect("a batch with a row already written");
+    let ids: Vec<Uuid> = results
+        .iter()
+        .map(|result| result.as_ref().expect("written").record.id)
+        .collect();
+    assert_eq!(ids, [first.id, other.id]);
+    assert_no_overlaps(&app).await;
+}
