@@ -136,7 +136,12 @@ impl Application {
         };
         auth.hasher.prepare_decoy().await?;
 
-        let persister = Persister::start(pool.clone(), PERSISTER_WRITERS);
+        // Booking writes are cut well inside a request's deadline, so none commits after its
+        // caller was told `503`.
+        let write_limit = settings.request_timeout / 4;
+        let writer_pool =
+            store::pool_with_statement_timeout(&pool, PERSISTER_WRITERS as u32, write_limit);
+        let persister = Persister::start(writer_pool, PERSISTER_WRITERS, write_limit);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hub = Hub::new(settings.realtime);
         let registry = Registry::start(
@@ -180,6 +185,8 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_error))
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
+                    actix_web::HttpMessage::extensions_mut(&req)
+                        .insert(routes::Deadline(started + request_timeout));
                     let method = req.method().clone();
                     let path = req.path().to_owned();
                     let call = srv.call(req);

@@ -38,6 +38,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     payments::configure(cfg);
 }
 
+/// When the request is abandoned and answered `503` (`REQUEST_TIMEOUT_MS` after it arrived).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub std::time::Instant);
+
+impl Deadline {
+    /// The deadline of `req`, when it has one.
+    pub fn of(req: &actix_web::HttpRequest) -> Option<std::time::Instant> {
+        actix_web::HttpMessage::extensions(req)
+            .get::<Self>()
+            .map(|deadline| deadline.0)
+    }
+}
+
 /// Refuses a caller whose account is deactivated. Its tokens still authenticate until they
 /// expire or are revoked, but every route acting as the account answers `404`.
 async fn acting_as(db: &sqlx::PgPool, account: uuid::Uuid) -> Result<(), ApiError> {

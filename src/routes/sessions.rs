@@ -83,11 +83,13 @@ async fn book(
     let start = errors.check("scheduled_at", parse_instant(&body.scheduled_at));
     let minutes = parse_duration(&mut errors, body.duration_minutes, DEFAULT_DURATION_MINUTES);
     let (start, minutes) = errors.finish(start.zip(minutes))?;
+    let deadline = super::Deadline::of(&req);
     let book = |session_id| Book {
         session_id,
         student_id: student.id(),
         start,
         duration_minutes: minutes,
+        deadline,
     };
 
     let Some(key) = key else {

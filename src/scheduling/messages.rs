@@ -47,6 +47,8 @@ pub struct Book {
     pub student_id: Uuid,
     pub start: DateTime<Utc>,
     pub duration_minutes: u32,
+    /// When the caller stops waiting; a booking that could commit later is not written.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// The bookable starts in `[from, to)` for a duration, from memory.

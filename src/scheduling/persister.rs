@@ -5,6 +5,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use sqlx::PgPool;
@@ -30,6 +31,8 @@ pub struct PersistError(pub String);
 
 struct Job {
     session: NewSession,
+    /// When the caller stops waiting (and is told `503`); `None`: it waits for the outcome.
+    deadline: Option<Instant>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -42,7 +45,11 @@ pub struct Persister {
 impl Persister {
     /// Starts `writers` writer tasks on the current runtime. Each runs under a supervisor that
     /// restarts it should it panic, failing only the batch it held.
-    pub fn start(pool: PgPool, writers: usize) -> Self {
+    ///
+    /// `pool` must cut every statement at `write_limit` (PostgreSQL's `statement_timeout`): a
+    /// booking is written only when its caller will still be waiting after the longest write
+    /// (two statements), so no booking commits after its caller was told it failed.
+    pub fn start(pool: PgPool, writers: usize, write_limit: Duration) -> Self {
         let senders: Vec<mpsc::Sender<Job>> = (0..writers.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(QUEUE_PER_WRITER);
@@ -50,7 +57,8 @@ impl Persister {
                 let pool = pool.clone();
                 tokio::spawn(async move {
                     loop {
-                        let run = AssertUnwindSafe(write_loop(&pool, &receiver)).catch_unwind();
+                        let run = AssertUnwindSafe(write_loop(&pool, &receiver, write_limit))
+                            .catch_unwind();
                         match run.await {
                             Ok(()) => return, // every sender is gone: the application stopped
                             Err(_) => tracing::error!("a booking writer panicked; restarting it"),
@@ -65,13 +73,18 @@ impl Persister {
         }
     }
 
-    /// Writes one booking and waits for its commit. Bookings of one tutor always go to the same
-    /// writer, so they commit in the order the tutor's actor accepted them.
-    pub async fn insert(&self, session: NewSession) -> Outcome {
+    /// Writes one booking and waits for its commit, unless it could not be written before
+    /// `deadline`. Bookings of one tutor always go to the same writer, so they commit in the
+    /// order the tutor's actor accepted them.
+    pub async fn insert(&self, session: NewSession, deadline: Option<Instant>) -> Outcome {
         let index = (session.tutor_id.as_u128() % self.writers.len() as u128) as usize;
         let (reply, answer) = oneshot::channel();
         self.writers[index]
-            .send(Job { session, reply })
+            .send(Job {
+                session,
+                deadline,
+                reply,
+            })
             .await
             .map_err(|_| PersistError("the booking writer has stopped".to_owned()))?;
         answer
@@ -80,21 +93,42 @@ impl Persister {
     }
 }
 
-async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>) {
+async fn write_loop(pool: &PgPool, receiver: &Mutex<mpsc::Receiver<Job>>, write_limit: Duration) {
     let mut receiver = receiver.lock().await;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
         if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
-        let started = std::time::Instant::now();
-        // Two writers inserting overlapping sessions of one student, or two processes advancing
-        // the sequences of the same tutors in different orders, can deadlock inside PostgreSQL;
-        // the loser wrote nothing, so its batch is simply retried.
-        let written = store::retry_transient(|| sessions::insert_batch(pool, &rows)).await;
+        let started = Instant::now();
+        let mut tries = 1;
+        let written = loop {
+            // A write is one statement, or two when a conflict makes it go row by row, each cut
+            // at `write_limit`: a booking whose caller gives up before that could commit after
+            // its caller heard `503`, so it is not written at all.
+            let must_last_until = Instant::now() + 2 * write_limit;
+            let late = |job: &mut Job| job.deadline.is_some_and(|at| at <= must_last_until);
+            for job in batch.extract_if(.., late) {
+                let _ = job.reply.send(Err(PersistError(
+                    "the booking could not be written in time; nothing was written".to_owned(),
+                )));
+            }
+            if batch.is_empty() {
+                break Ok(Vec::new());
+            }
+            let rows: Vec<NewSession> = batch.iter().map(|job| job.session.clone()).collect();
+            // Two writers inserting overlapping sessions of one student, or two processes
+            // advancing the sequences of the same tutors in different orders, can deadlock
+            // inside PostgreSQL; the loser wrote nothing, so its batch is simply retried.
+            match sessions::insert_batch(pool, &rows).await {
+                Err(err) if store::is_transient(&err) && tries < store::TRANSIENT_ATTEMPTS => {
+                    tries += 1;
+                }
+                other => break other,
+            }
+        };
         tracing::debug!(
-            rows = rows.len(),
+            rows = batch.len(),
             micros = started.elapsed().as_micros(),
             "booking batch"
         );

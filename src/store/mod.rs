@@ -23,7 +23,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use crate::configuration::DatabaseSettings;
 
 /// How many times a transaction PostgreSQL rolled back for a transient reason is tried in all.
-const TRANSIENT_ATTEMPTS: usize = 3;
+pub const TRANSIENT_ATTEMPTS: usize = 3;
 
 /// Whether PostgreSQL rolled a transaction back for a reason a retry may clear: a deadlock
 /// (`40P01`) or a serialization failure (`40001`). Nothing of the transaction was written.
@@ -93,6 +93,23 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
         .await
         .context("running database migrations")?;
     Ok(pool)
+}
+
+/// A pool of `connections` to the same database as `pool` whose statements PostgreSQL cuts at
+/// `statement_timeout`, connecting when first used.
+pub fn pool_with_statement_timeout(
+    pool: &PgPool,
+    connections: u32,
+    statement_timeout: Duration,
+) -> PgPool {
+    let millis = statement_timeout.as_millis().max(1).to_string();
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("statement_timeout", millis.as_str())]);
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(options)
 }
 
 /// Deletes what has expired (throttling records, old token records, idempotency keys) every

@@ -125,3 +125,34 @@ async fn a_request_the_database_leaves_hanging_is_a_503_at_the_deadline() {
         .await
         .assert_status(200);
 }
+
+#[actix_web::test]
+async fn a_booking_that_cannot_be_written_in_time_is_refused_and_never_written() {
+    let app = spawn_app_with(|settings| settings.request_timeout = Duration::from_secs(2)).await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let students = students_direct(&app, 2).await;
+    let start = days_ahead_at(2, 10, 0);
+
+    // While the sessions table is held, the booking cannot be written; its caller is told so.
+    let mut hold = app.db.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("locked");
+    app.book(&students[0], tutor.id, start, 60)
+        .await
+        .assert_problem(503, "service_unavailable");
+    hold.rollback().await.expect("released");
+
+    // Once the table is free, the write it gave up on does not land behind the caller's back:
+    // the slot is free for another student and the first has no session.
+    app.book(&students[1], tutor.id, start, 60)
+        .await
+        .assert_status(201);
+    let first: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE student_id = $1")
+        .bind(students[0].id)
+        .fetch_one(&app.db)
+        .await
+        .expect("a count");
+    assert_eq!(first, 0);
+}

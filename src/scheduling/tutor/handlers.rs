@@ -42,7 +42,8 @@ impl Handler<Book> for TutorActor {
             duration_minutes: i32::try_from(msg.duration_minutes).unwrap_or(i32::MAX),
         };
         let persister = self.persister.clone();
-        let written = async move { persister.insert(session).await }.into_actor(self);
+        let deadline = msg.deadline;
+        let written = async move { persister.insert(session, deadline).await }.into_actor(self);
         Box::pin(written.map(move |outcome, act, ctx| {
             act.release(reservation);
             match outcome.map_err(persist_failure)? {
