@@ -51,6 +51,18 @@ impl Deadline {
     }
 }
 
+/// A duration as sent, checked against what no tutor allows: none, or more than a day. What a
+/// tutor's rules allow is checked by its actor, with the same code.
+fn duration_within_a_day(minutes: i64) -> Result<u32, ApiError> {
+    u32::try_from(minutes)
+        .ok()
+        .filter(|minutes| (1..=1440).contains(minutes))
+        .ok_or_else(|| {
+            crate::scheduling::ScheduleError::Refused(crate::domain::slots::Refusal::BadDuration)
+                .into()
+        })
+}
+
 /// Refuses a caller whose account is deactivated. Its tokens still authenticate until they
 /// expire or are revoked, but every route acting as the account answers `404`.
 async fn acting_as(db: &sqlx::PgPool, account: uuid::Uuid) -> Result<(), ApiError> {

@@ -38,18 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct BookBody {
     tutor_id: Uuid,
     scheduled_at: String,
-    duration_minutes: Option<u32>,
-}
-
-/// A duration as sent: at most a day (the tutor's rules say more, in the actor).
-fn parse_duration(errors: &mut FieldErrors, minutes: Option<u32>, default: u32) -> Option<u32> {
-    let minutes = minutes.unwrap_or(default);
-    if (1..=1440).contains(&minutes) {
-        Some(minutes)
-    } else {
-        errors.push("duration_minutes", "must be between 1 and 1440 minutes");
-        None
-    }
+    duration_minutes: Option<i64>,
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -81,8 +70,11 @@ async fn book(
     let key = idempotency_key(&req)?;
     let mut errors = FieldErrors::default();
     let start = errors.check("scheduled_at", parse_instant(&body.scheduled_at));
-    let minutes = parse_duration(&mut errors, body.duration_minutes, DEFAULT_DURATION_MINUTES);
-    let (start, minutes) = errors.finish(start.zip(minutes))?;
+    let start = errors.finish(start)?;
+    let minutes = super::duration_within_a_day(
+        body.duration_minutes
+            .unwrap_or(i64::from(DEFAULT_DURATION_MINUTES)),
+    )?;
     let deadline = super::Deadline::of(&req);
     let book = |session_id| Book {
         session_id,
@@ -329,7 +321,7 @@ async fn complete(
 #[derive(Debug, Deserialize)]
 struct RescheduleBody {
     scheduled_at: String,
-    duration_minutes: Option<u32>,
+    duration_minutes: Option<i64>,
 }
 
 /// `POST /sessions/{id}/reschedule`: either participant moves the session; atomic, so the old
@@ -346,8 +338,9 @@ async fn reschedule(
     let current = u32::try_from(session.duration_minutes).unwrap_or(DEFAULT_DURATION_MINUTES);
     let mut errors = FieldErrors::default();
     let start = errors.check("scheduled_at", parse_instant(&body.scheduled_at));
-    let minutes = parse_duration(&mut errors, body.duration_minutes, current);
-    let (start, minutes) = errors.finish(start.zip(minutes))?;
+    let start = errors.finish(start)?;
+    let minutes =
+        super::duration_within_a_day(body.duration_minutes.unwrap_or(i64::from(current)))?;
     if session.status != SessionStatus::Scheduled {
         return Err(not_scheduled(&session));
     }

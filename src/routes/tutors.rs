@@ -265,18 +265,16 @@ async fn get_slots(
     );
     let minutes = match params.duration_minutes.as_deref() {
         None => Some(None),
-        Some(raw) => match raw.trim().parse::<u32>() {
-            Ok(m) if (1..=1440).contains(&m) => Some(Some(m)),
-            _ => {
-                errors.push(
-                    "duration_minutes",
-                    "must be a whole number of minutes, 1 to 1440",
-                );
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(minutes) => Some(Some(minutes)),
+            Err(_) => {
+                errors.push("duration_minutes", "must be a whole number of minutes");
                 None
             }
         },
     };
     let ((from, to), minutes) = errors.finish(range.zip(minutes))?;
+    let minutes = minutes.map(super::duration_within_a_day).transpose()?;
     let page = Page::parse(&params.page)?;
     let answer = scheduler
         .slots(

@@ -134,6 +134,14 @@ async fn bookings_outside_the_rules_get_their_specific_422() {
     book(days_ahead_at(2, 9, 0), 240)
         .await
         .assert_problem(422, "bad_duration");
+    // No tutor allows none, more than a day, or less than nothing.
+    for minutes in [json!(0), json!(2000), json!(-30)] {
+        let body = json!({"tutor_id": tutor.id, "scheduled_at": days_ahead_at(2, 9, 0).to_rfc3339(),
+                          "duration_minutes": minutes});
+        let odd = app.post("/sessions", Some(&student.token), &body).await;
+        odd.assert_problem(422, "bad_duration");
+        assert_eq!(odd.error_fields(), ["duration_minutes"], "{minutes}");
+    }
     book(days_ahead_at(-1, 9, 0), 60)
         .await
         .assert_problem(422, "in_the_past");

@@ -624,15 +624,16 @@ async fn bad_slot_queries_are_422_problems_naming_the_field() {
         (format!("from={from}&to={too_far}"), "to"),
         (format!("from=2026-12-01T09:00:00&to={to}"), "from"),
         (format!("{within}&duration_minutes=abc"), "duration_minutes"),
-        (format!("{within}&duration_minutes=0"), "duration_minutes"),
+        (format!("{within}&duration_minutes=2.5"), "duration_minutes"),
     ];
     for (query, field) in cases {
         let response = slots(&app, tutor.id, &query).await;
         response.assert_problem(422, "validation_failed");
         assert_eq!(response.error_fields(), [field], "{query}");
     }
-    // Durations the tutor's rules do not allow: not a multiple of 30, or over 180 minutes.
-    for minutes in [45, 210] {
+    // Durations the tutor's rules do not allow: not a multiple of 30, over 180 minutes, none,
+    // more than a day, or below zero.
+    for minutes in [45, 210, 0, 2000, -30] {
         let query = format!("{within}&duration_minutes={minutes}");
         let response = slots(&app, tutor.id, &query).await;
         response.assert_problem(422, "bad_duration");
