@@ -311,6 +311,30 @@ struct Problem<'a> {
     errors: Option<&'a [FieldError]>,
 }
 
+impl ApiError {
+    /// The problem document this error is answered with.
+    fn problem(&self) -> Problem<'_> {
+        let status = self.status();
+        let code = self.code();
+        Problem {
+            kind: format!("/problems/{}", code.replace('_', "-")),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code,
+            errors: match self {
+                Self::Validation { errors, .. } => Some(errors.as_slice()),
+                _ => None,
+            },
+        }
+    }
+
+    /// The problem document as JSON, to keep and send again (an `Idempotency-Key` replay).
+    pub fn problem_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.problem()).unwrap_or_default()
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status()
@@ -325,19 +349,7 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let status = self.status();
-        let code = self.code();
-        let errors = match self {
-            Self::Validation { errors, .. } => Some(errors.as_slice()),
-            _ => None,
-        };
-        let body = Problem {
-            kind: format!("/problems/{}", code.replace('_', "-")),
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.detail(),
-            code,
-            errors,
-        };
+        let body = self.problem();
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match self {

@@ -12,7 +12,7 @@ use super::pagination::{Page, PageParams, Paginated};
 use super::views::SessionView;
 use crate::auth::{AuthUser, StudentUser};
 use crate::domain::{Note, PaymentStatus, SessionStatus, parse_instant};
-use crate::error::{ApiError, FieldErrors};
+use crate::error::{ApiError, FieldErrors, PROBLEM_JSON};
 use crate::payments::{Payments, refunds};
 use crate::scheduling::{Book, Cancel, Registry, Reschedule, ScheduleError};
 use crate::store::idempotency::{self, Claim};
@@ -93,7 +93,14 @@ async fn book(
         match idempotency::claim(&db, student.id(), IDEMPOTENCY_SCOPE, &key, &fingerprint).await? {
             Claim::Replay { status, body } => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
-                return Ok(HttpResponse::build(status).json(body));
+                let content_type = if status.is_success() {
+                    "application/json"
+                } else {
+                    PROBLEM_JSON
+                };
+                return Ok(HttpResponse::build(status)
+                    .content_type(content_type)
+                    .body(body.to_string()));
             }
             Claim::InFlight => {
                 return Err(ApiError::conflict(
@@ -120,19 +127,24 @@ async fn book(
     match scheduler.book(body.tutor_id, book(session_id)).await {
         Ok(record) => remember(&db, student.id(), &key, &record).await,
         Err(err) => {
-            // A definite refusal booked nothing: a retry with this key may run again. Anything
-            // else (a timeout, the database away) may still commit: the key stays held until its
-            // lease ends, and a retry then finds the booking if it was made.
-            if matches!(
+            // A definite refusal is the key's answer for good: a retry gets it again, even
+            // once the slot is free (a new key books it). Anything else (a timeout, the
+            // database away) may still commit: the key stays held until its lease ends, and a
+            // retry then finds the booking if it was made.
+            let definite = matches!(
                 err,
                 ScheduleError::Refused(_)
                     | ScheduleError::StudentBusy
                     | ScheduleError::TutorNotFound
                     | ScheduleError::StudentInactive
-            ) {
-                idempotency::release(&db, student.id(), IDEMPOTENCY_SCOPE, &key).await?;
+            );
+            let refused = ApiError::from(err);
+            if definite {
+                let (status, body) = (refused.status().as_u16(), refused.problem_json());
+                idempotency::complete(&db, student.id(), IDEMPOTENCY_SCOPE, &key, status, &body)
+                    .await?;
             }
-            Err(err.into())
+            Err(refused)
         }
     }
 }

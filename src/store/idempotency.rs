@@ -141,17 +141,3 @@ pub async fn complete(
     .await?;
     Ok(())
 }
-
-/// Releases a key whose request failed without effect, so a retry runs it again.
-pub async fn release(pool: &PgPool, user_id: Uuid, scope: &str, key: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys \
-         WHERE user_id = $1 AND scope = $2 AND idempotency_key = $3 AND response_status IS NULL",
-    )
-    .bind(user_id)
-    .bind(scope)
-    .bind(key)
-    .execute(pool)
-    .await?;
-    Ok(())
-}

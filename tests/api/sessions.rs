@@ -248,12 +248,25 @@ async fn the_same_idempotency_key_and_body_never_book_twice() {
         .await
         .assert_problem(422, "idempotency_key_reused");
 
-    // A refused request leaves no answer behind: the same key runs again after a fix.
+    // A refusal is the key's answer too: the same key and body get it again, even once the
+    // slot is free; a new key books it.
     let taken = send("booking-2", body.clone()).await;
     taken.assert_problem(409, "slot_taken");
-    let mut moved = body.clone();
-    moved["scheduled_at"] = json!(days_ahead_at(5, 15, 0).to_rfc3339());
-    send("booking-3", moved).await.assert_status(201);
+    let first_id = first.assert_status(201)["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    app.post(
+        &format!("/sessions/{first_id}/cancel"),
+        Some(&student.token),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    let replayed = send("booking-2", body.clone()).await;
+    replayed.assert_problem(409, "slot_taken");
+    assert_eq!(replayed.body, taken.body);
+    send("booking-3", body.clone()).await.assert_status(201);
 }
 
 #[actix_web::test]
