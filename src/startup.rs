@@ -112,7 +112,10 @@ impl Application {
     /// Binds a server on an existing, migrated pool.
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         install_tls_provider();
-        let revoked = Arc::new(RevokedTokens::new(settings.auth.revocation_max_staleness));
+        let revoked = Arc::new(RevokedTokens::new(
+            settings.auth.revocation_max_staleness,
+            settings.auth.token_ttl,
+        ));
         let poller_options = (*pool.connect_options()).clone();
         // Load revocations before serving when the database answers; otherwise authenticated
         // routes answer 503 until the poller has caught up.

@@ -24,19 +24,43 @@ pub const EXPIRY_MARGIN: TimeDelta = TimeDelta::seconds(60);
 /// nodes learn of it by polling the database every few hundred milliseconds on a connection of
 /// their own. A node whose last successful poll is older than the allowed staleness cannot vouch
 /// for any token, and says so (`503`) rather than accept a revoked one.
+///
+/// The same way, every node knows the accounts deactivated while tokens issued to them may
+/// still be unexpired: those tokens authenticate, but a route acting as the account (booking)
+/// can refuse them from memory.
 #[derive(Debug)]
 pub struct RevokedTokens {
     by_jti: RwLock<HashMap<Uuid, DateTime<Utc>>>,
+    /// Deactivated accounts, by when they were deactivated.
+    deactivated: RwLock<HashMap<Uuid, DateTime<Utc>>>,
     last_refresh: Mutex<Option<Instant>>,
     max_staleness: Duration,
+    token_ttl: TimeDelta,
 }
 
 impl RevokedTokens {
-    pub fn new(max_staleness: Duration) -> Self {
+    pub fn new(max_staleness: Duration, token_ttl: Duration) -> Self {
         Self {
             by_jti: RwLock::default(),
+            deactivated: RwLock::default(),
             last_refresh: Mutex::new(None),
             max_staleness,
+            token_ttl: TimeDelta::from_std(token_ttl).unwrap_or(TimeDelta::MAX),
+        }
+    }
+
+    /// Whether the account was deactivated (as far as this node has heard).
+    pub fn is_deactivated(&self, account: Uuid) -> bool {
+        self.deactivated
+            .read()
+            .map(|set| set.contains_key(&account))
+            .unwrap_or(false)
+    }
+
+    /// Notes an account deactivated by this node.
+    pub fn insert_deactivated(&self, account: Uuid, at: DateTime<Utc>) {
+        if let Ok(mut set) = self.deactivated.write() {
+            set.insert(account, at);
         }
     }
 
@@ -70,6 +94,22 @@ impl RevokedTokens {
         }
     }
 
+    fn extend_deactivated(
+        &self,
+        deactivated: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) {
+        if let Ok(mut set) = self.deactivated.write() {
+            set.extend(deactivated);
+            // Every token issued before the deactivation has expired by then.
+            let ttl = self.token_ttl;
+            set.retain(|_, at| {
+                at.checked_add_signed(ttl + EXPIRY_MARGIN)
+                    .is_none_or(|end| end > now)
+            });
+        }
+    }
+
     /// Loads revocations made since `since` (all remembered ones when `None`); returns the
     /// database's clock, from which the next call should start.
     pub async fn refresh(
@@ -78,8 +118,10 @@ impl RevokedTokens {
         since: Option<DateTime<Utc>>,
     ) -> Result<DateTime<Utc>, sqlx::Error> {
         let started = Instant::now();
-        let batch = store::auth_sessions::revoked_since(conn, since, EXPIRY_MARGIN).await?;
+        let batch =
+            store::auth_sessions::revoked_since(conn, since, EXPIRY_MARGIN, self.token_ttl).await?;
         self.extend(batch.revoked, batch.db_now);
+        self.extend_deactivated(batch.deactivated, batch.db_now);
         if let Ok(mut last) = self.last_refresh.lock() {
             *last = Some(started);
         }
@@ -132,7 +174,7 @@ mod tests {
 
     #[test]
     fn entries_are_kept_past_expiry_by_the_margin_then_pruned() {
-        let revoked = RevokedTokens::new(Duration::from_secs(1));
+        let revoked = RevokedTokens::new(Duration::from_secs(1), Duration::from_secs(3600));
         let now = Utc::now();
         let (old, recent, fresh) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         revoked.insert(old, now - EXPIRY_MARGIN - TimeDelta::seconds(1));
@@ -144,7 +186,22 @@ mod tests {
     }
 
     #[test]
+    fn deactivations_are_kept_while_tokens_issued_before_them_may_live() {
+        let ttl = TimeDelta::hours(1);
+        let revoked = RevokedTokens::new(Duration::from_secs(1), Duration::from_secs(3600));
+        let now = Utc::now();
+        let (old, recent) = (Uuid::now_v7(), Uuid::now_v7());
+        revoked.insert_deactivated(old, now - ttl - EXPIRY_MARGIN - TimeDelta::seconds(1));
+        revoked.extend_deactivated([(recent, now - ttl)], now);
+        assert!(!revoked.is_deactivated(old));
+        assert!(revoked.is_deactivated(recent));
+        assert!(!revoked.is_deactivated(Uuid::now_v7()));
+    }
+
+    #[test]
     fn a_set_never_refreshed_is_not_current() {
-        assert!(!RevokedTokens::new(Duration::from_secs(1)).is_current());
+        assert!(
+            !RevokedTokens::new(Duration::from_secs(1), Duration::from_secs(3600)).is_current()
+        );
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::json::{ApiJson, OptionalJson};
 use super::pagination::{Page, PageParams, Paginated};
 use super::views::SessionView;
-use crate::auth::{AuthUser, StudentUser};
+use crate::auth::{Auth, AuthUser, StudentUser};
 use crate::domain::{Note, PaymentStatus, SessionStatus, parse_instant};
 use crate::error::{ApiError, FieldErrors, PROBLEM_JSON};
 use crate::payments::{Payments, refunds};
@@ -63,10 +63,16 @@ fn created(record: &SessionRecord) -> HttpResponse {
 async fn book(
     req: HttpRequest,
     db: web::Data<PgPool>,
+    auth: web::Data<Auth>,
     scheduler: web::Data<Registry>,
     student: StudentUser,
     ApiJson(body): ApiJson<BookBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // Known from memory, so a refusal from memory (a taken slot) is no answer for such an
+    // account; the database refuses it as well when the write is tried.
+    if auth.revoked.is_deactivated(student.id()) {
+        return Err(ApiError::account_not_found());
+    }
     let key = idempotency_key(&req)?;
     let mut errors = FieldErrors::default();
     let start = errors.check("scheduled_at", parse_instant(&body.scheduled_at));

@@ -131,6 +131,7 @@ async fn get_me(
 /// `DELETE /students/me`: deactivates the account and cancels its future sessions.
 async fn deactivate_me(
     db: web::Data<PgPool>,
+    auth: web::Data<Auth>,
     scheduler: web::Data<Registry>,
     payments: web::Data<Payments>,
     caller: StudentUser,
@@ -138,6 +139,10 @@ async fn deactivate_me(
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Student)
         .await?
         .ok_or_else(ApiError::account_not_found)?;
+    // Its tokens still authenticate, but this node refuses at once to book as it (others
+    // learn of it with revocations).
+    auth.revoked
+        .insert_deactivated(caller.id(), chrono::Utc::now());
     // The cancelled sessions' time is free again: their tutors' actors reload.
     let mut by_tutor: std::collections::HashMap<Uuid, Vec<Uuid>> = Default::default();
     for (session_id, tutor_id) in &cancelled {

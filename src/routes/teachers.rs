@@ -81,6 +81,7 @@ async fn get_tag(db: web::Data<PgPool>, caller: TutorUser) -> Result<HttpRespons
 /// `DELETE /teachers/me`: deactivates the account and cancels its future sessions.
 async fn deactivate_me(
     db: web::Data<PgPool>,
+    auth: web::Data<Auth>,
     scheduler: web::Data<Registry>,
     payments: web::Data<Payments>,
     caller: TutorUser,
@@ -88,6 +89,10 @@ async fn deactivate_me(
     let cancelled = accounts::deactivate(&db, caller.id(), Role::Tutor)
         .await?
         .ok_or_else(ApiError::account_not_found)?;
+    // Its tokens still authenticate, but this node refuses at once to book as it (others
+    // learn of it with revocations).
+    auth.revoked
+        .insert_deactivated(caller.id(), chrono::Utc::now());
     scheduler
         .tell_if_running(caller.id(), Changed::Deactivated)
         .await;

@@ -409,6 +409,12 @@ pub async fn deactivate(
             .execute(&mut *tx)
             .await?;
     }
+    // Stamped again last, by the clock: other nodes poll for deactivations stamped since shortly
+    // before their last poll, so the stamp must be close to the commit.
+    sqlx::query("UPDATE users SET deactivated_at = clock_timestamp() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Some(cancelled))
 }

@@ -54,18 +54,22 @@ pub async fn revoke_all_but(
     .await
 }
 
-/// Unexpired tokens revoked since a point in time, and the database's clock when read.
+/// Unexpired tokens revoked since a point in time, accounts deactivated since then whose
+/// tokens may still be unexpired, and the database's clock when read.
 pub struct RevokedBatch {
     pub revoked: Vec<(Uuid, DateTime<Utc>)>,
+    pub deactivated: Vec<(Uuid, DateTime<Utc>)>,
     pub db_now: DateTime<Utc>,
 }
 
 /// Reads revocations made at or after `since` (all when `None`) of tokens that expired no more
-/// than `margin` ago.
+/// than `margin` ago, and deactivations made at or after `since` no more than `token_ttl` and
+/// `margin` ago (any token of such an account has expired).
 pub async fn revoked_since(
     conn: &mut PgConnection,
     since: Option<DateTime<Utc>>,
     margin: TimeDelta,
+    token_ttl: TimeDelta,
 ) -> sqlx::Result<RevokedBatch> {
     let mut tx = conn.begin().await?;
     let db_now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
@@ -80,8 +84,21 @@ pub async fn revoked_since(
     .bind(margin.num_seconds() as f64)
     .fetch_all(&mut *tx)
     .await?;
+    let deactivated = sqlx::query_as(
+        "SELECT id, deactivated_at FROM users \
+         WHERE deactivated_at IS NOT NULL AND ($1::timestamptz IS NULL OR deactivated_at >= $1) \
+           AND deactivated_at > now() - make_interval(secs => $2)",
+    )
+    .bind(since)
+    .bind((token_ttl + margin).num_seconds() as f64)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(RevokedBatch { revoked, db_now })
+    Ok(RevokedBatch {
+        revoked,
+        deactivated,
+        db_now,
+    })
 }
 
 /// Deletes the records of tokens expired more than a day ago (run periodically).

@@ -1,7 +1,9 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, all_day_rules, days_ahead_at, spawn_app};
+use crate::helpers::{
+    TestApp, TestUser, all_day_rules, days_ahead_at, spawn_app, spawn_second_node,
+};
 
 fn id_of(body: &serde_json::Value) -> Uuid {
     body["id"]
@@ -552,10 +554,23 @@ async fn deactivated_accounts_cannot_book_or_be_booked() {
         .assert_problem(404, "tutor_not_found");
 
     let open = app.tutor_with_rules(&all_day_rules()).await;
+    let other = app.student().await;
+    app.book(&other, open.id, days_ahead_at(5, 10, 0), 60)
+        .await
+        .assert_status(201);
     app.delete("/students/me", Some(&student.token))
         .await
         .assert_status(200);
-    app.book(&student, open.id, start, 60)
+    // Whatever the booking: free, taken, or in the past.
+    for start in [start, days_ahead_at(5, 10, 0), days_ahead_at(-1, 10, 0)] {
+        app.book(&student, open.id, start, 60)
+            .await
+            .assert_problem(404, "account_not_found");
+    }
+    // Another node, which learns of the deactivation from the database, answers the same.
+    let other_node = spawn_second_node(&app).await;
+    other_node
+        .book(&student, open.id, days_ahead_at(5, 10, 0), 60)
         .await
         .assert_problem(404, "account_not_found");
 }
