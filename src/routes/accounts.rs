@@ -1,8 +1,11 @@
-//! Parsing shared by the routes that create and change accounts (`/auth/register`, `/teachers`,
-//! `/students`, `/user/{id}`).
+//! What the routes that create, change and deactivate accounts share (`/auth/register`,
+//! `/teachers`, `/students`, `/user/{id}`).
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::auth::Auth;
 use crate::domain::{
@@ -10,6 +13,8 @@ use crate::domain::{
     Specializations, TimeZone,
 };
 use crate::error::{ApiError, FieldErrors};
+use crate::payments::{Payments, refunds};
+use crate::scheduling::{Changed, Registry};
 use crate::store::accounts::{self, Account, LinkTo, NewAccount, NewTutorProfile};
 use crate::store::links;
 
@@ -156,4 +161,44 @@ pub async fn create_account(
         role,
     };
     Ok(accounts::create(db, &new, tutor.as_ref(), link_to).await?)
+}
+
+/// Deactivates the caller's account (`DELETE /teachers/me`, `DELETE /students/me`): its future
+/// sessions are cancelled in the same transaction, their tutors' actors told, and, once that has
+/// committed, paid ones refunded (a refund the provider fails now is made by the sweep).
+pub async fn deactivate_account(
+    db: &PgPool,
+    auth: &Auth,
+    scheduler: &Registry,
+    payments: &Payments,
+    (account, role): (Uuid, Role),
+) -> Result<(), ApiError> {
+    let cancelled = accounts::deactivate(db, account, role)
+        .await?
+        .ok_or_else(ApiError::account_not_found)?;
+    // Its tokens still authenticate, but this node refuses at once to book as it (others learn
+    // of it with revocations).
+    auth.revoked.insert_deactivated(account, chrono::Utc::now());
+    if role == Role::Tutor {
+        scheduler
+            .tell_if_running(account, Changed::Deactivated)
+            .await;
+    }
+    // The cancelled sessions' time is free again.
+    let mut by_tutor: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (session_id, tutor_id) in &cancelled {
+        by_tutor.entry(*tutor_id).or_default().push(*session_id);
+    }
+    for (tutor_id, sessions) in by_tutor {
+        scheduler
+            .tell_if_running(tutor_id, Changed::Released(sessions))
+            .await;
+    }
+    let sessions = cancelled
+        .iter()
+        .map(|(session_id, _)| *session_id)
+        .collect();
+    refunds::refund_soon(db, payments, sessions).await;
+    tracing::info!(%account, ?role, cancelled = cancelled.len(), "account deactivated");
+    Ok(())
 }

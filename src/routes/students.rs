@@ -3,16 +3,15 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use super::accounts::{create_account, parse_new_account};
+use super::accounts::{create_account, deactivate_account, parse_new_account};
 use super::json::ApiJson;
 use super::views::{LinkedTeacherView, MessageView, StudentView, UserView};
 use crate::auth::{Auth, StudentUser, TutorUser};
 use crate::domain::{Role, TutorTag};
 use crate::error::{ApiError, FieldErrors};
-use crate::payments::{Payments, refunds};
-use crate::scheduling::{Changed, Registry};
+use crate::payments::Payments;
+use crate::scheduling::Registry;
 use crate::store::accounts::{self, Account, LinkTo};
 use crate::store::links;
 
@@ -136,30 +135,14 @@ async fn deactivate_me(
     payments: web::Data<Payments>,
     caller: StudentUser,
 ) -> Result<web::Json<MessageView>, ApiError> {
-    let cancelled = accounts::deactivate(&db, caller.id(), Role::Student)
-        .await?
-        .ok_or_else(ApiError::account_not_found)?;
-    // Its tokens still authenticate, but this node refuses at once to book as it (others
-    // learn of it with revocations).
-    auth.revoked
-        .insert_deactivated(caller.id(), chrono::Utc::now());
-    // The cancelled sessions' time is free again: their tutors' actors reload.
-    let mut by_tutor: std::collections::HashMap<Uuid, Vec<Uuid>> = Default::default();
-    for (session_id, tutor_id) in &cancelled {
-        by_tutor.entry(*tutor_id).or_default().push(*session_id);
-    }
-    for (tutor_id, sessions) in by_tutor {
-        scheduler
-            .tell_if_running(tutor_id, Changed::Released(sessions))
-            .await;
-    }
-    // The deactivation has committed: a refund the provider fails now is made by the sweep.
-    let sessions = cancelled
-        .iter()
-        .map(|(session_id, _)| *session_id)
-        .collect();
-    refunds::refund_soon(&db, &payments, sessions).await;
-    tracing::info!(student = %caller.id(), cancelled = cancelled.len(), "student deactivated");
+    deactivate_account(
+        &db,
+        &auth,
+        &scheduler,
+        &payments,
+        (caller.id(), Role::Student),
+    )
+    .await?;
     Ok(web::Json(MessageView {
         message: "the student account has been deactivated",
     }))

@@ -4,15 +4,17 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::accounts::{NewAccountBody, create_account, parse_new_account, parse_tutor_changes};
+use super::accounts::{
+    NewAccountBody, create_account, deactivate_account, parse_new_account, parse_tutor_changes,
+};
 use super::json::ApiJson;
 use super::pagination::{Page, PageParams, Paginated};
 use super::views::{LinkedStudentView, MessageView, TeacherView};
 use crate::auth::{Auth, TutorUser};
 use crate::domain::Role;
 use crate::error::{ApiError, FieldErrors};
-use crate::payments::{Payments, refunds};
-use crate::scheduling::{Changed, Registry};
+use crate::payments::Payments;
+use crate::scheduling::Registry;
 use crate::store::accounts::{self, Account};
 use crate::store::links;
 
@@ -86,23 +88,14 @@ async fn deactivate_me(
     payments: web::Data<Payments>,
     caller: TutorUser,
 ) -> Result<web::Json<MessageView>, ApiError> {
-    let cancelled = accounts::deactivate(&db, caller.id(), Role::Tutor)
-        .await?
-        .ok_or_else(ApiError::account_not_found)?;
-    // Its tokens still authenticate, but this node refuses at once to book as it (others
-    // learn of it with revocations).
-    auth.revoked
-        .insert_deactivated(caller.id(), chrono::Utc::now());
-    scheduler
-        .tell_if_running(caller.id(), Changed::Deactivated)
-        .await;
-    // The deactivation has committed: a refund the provider fails now is made by the sweep.
-    let sessions = cancelled
-        .iter()
-        .map(|(session_id, _)| *session_id)
-        .collect();
-    refunds::refund_soon(&db, &payments, sessions).await;
-    tracing::info!(tutor = %caller.id(), cancelled = cancelled.len(), "tutor deactivated");
+    deactivate_account(
+        &db,
+        &auth,
+        &scheduler,
+        &payments,
+        (caller.id(), Role::Tutor),
+    )
+    .await?;
     Ok(web::Json(MessageView {
         message: "the teacher account has been deactivated",
     }))
