@@ -74,9 +74,12 @@ pub struct NewCharge<'a> {
 
 /// Records a pending payment for a session, unless one is live or the key was used.
 ///
-/// The amount is read from the session in the insert itself, under a share lock: a reschedule
-/// in progress (which holds the row) finishes first and the charge is for its new price, and a
-/// reschedule that comes after sees the pending charge and keeps the price.
+/// The amount is read from the session in the insert itself, under a key-share lock: a
+/// reschedule in progress (which holds the row `FOR UPDATE`) finishes first and the charge is for
+/// its new price, and a reschedule that comes after sees the pending charge and keeps the price.
+/// The lock is no stronger than the foreign key's own, so it never waits on a payment settling
+/// the session (whose update of `payment_status` leaves the key alone); a share lock did, and
+/// deadlocked concurrent charges.
 pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginError> {
     let NewCharge {
         session_id,
@@ -96,7 +99,7 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
             "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
                                    currency, payment_method, status) \
              SELECT $1, s.id, $3, $4, s.price_cents, s.currency, $5, 'pending' \
-             FROM sessions s WHERE s.id = $2 FOR SHARE \
+             FROM sessions s WHERE s.id = $2 FOR KEY SHARE \
              RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
