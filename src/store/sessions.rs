@@ -333,19 +333,18 @@ pub async fn reschedule(
     duration_minutes: i32,
 ) -> sqlx::Result<Result<Rescheduled, RescheduleRefusal>> {
     let mut tx = pool.begin().await?;
-    let held: Option<(DateTime<Utc>, DateTime<Utc>, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT scheduled_at, ends_at, tutor_id, student_id FROM sessions \
-         WHERE id = $1 AND status = 'scheduled' FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((scheduled_was, ends_was, tutor_id, student_id)) = held else {
+    // A session's participants never change.
+    let participants: Option<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT tutor_id, student_id FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((tutor_id, student_id)) = participants else {
         return Ok(Err(RescheduleRefusal::NotScheduled));
     };
-    let old = (scheduled_was, ends_was);
-    // Both accounts are held active, as a booking holds them: a deactivation (which cancels
-    // future sessions) cannot slip between this move and its commit.
+    // Both accounts are held active, as a booking holds them, so a deactivation (which cancels
+    // future sessions) cannot slip between this move and its commit. Accounts first, then the
+    // session, the order in which a deactivation and a booking take them.
     let active: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM users WHERE id IN ($1, $2) AND deactivated_at IS NULL \
          ORDER BY id FOR SHARE",
@@ -354,6 +353,16 @@ pub async fn reschedule(
     .bind(student_id)
     .fetch_all(&mut *tx)
     .await?;
+    let held: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT scheduled_at, ends_at FROM sessions \
+         WHERE id = $1 AND status = 'scheduled' FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(old) = held else {
+        return Ok(Err(RescheduleRefusal::NotScheduled));
+    };
     if !active.contains(&tutor_id) {
         return Ok(Err(RescheduleRefusal::TutorInactive));
     }
