@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{PaymentStatus, SessionStatus};
@@ -143,22 +143,24 @@ const EXCLUSION_VIOLATION: &str = "23P01";
 /// SQLSTATE `unique_violation`: the same booking sent twice (a retry racing its first commit).
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Writes a batch of bookings in one transaction. Each row either lands or is refused on its own,
-/// with the reason it was refused. Bookings normally conflict with nothing (the tutor's actor has
-/// checked them), so the batch is first written whole; only when that breaks an exclusion
-/// constraint (or meets a row already written) is it written again row by row.
+/// Writes a batch of bookings in one transaction, on one connection. Each row either lands or
+/// is refused on its own: the answer holds, in the batch's order, each row as written, or `None`
+/// when it was refused ([`refusal_reason`] says why). Bookings normally conflict with nothing
+/// (the tutor's actor has checked them), so the batch is first written whole; only when that
+/// breaks an exclusion constraint (or meets a row already written) is it written again row by
+/// row.
 pub async fn insert_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     batch: &[NewSession],
-) -> sqlx::Result<Vec<Result<Sequenced, InsertRefusal>>> {
-    let inserted = match insert_rows(pool, INSERT_ALL, batch).await {
+) -> sqlx::Result<Vec<Option<Sequenced>>> {
+    let inserted = match insert_rows(&mut *conn, INSERT_ALL, batch).await {
         Err(sqlx::Error::Database(err))
             if matches!(
                 err.code().as_deref(),
                 Some(EXCLUSION_VIOLATION | UNIQUE_VIOLATION)
             ) =>
         {
-            insert_rows(pool, INSERT_EACH, batch).await?
+            insert_rows(&mut *conn, INSERT_EACH, batch).await?
         }
         other => other?,
     };
@@ -166,25 +168,11 @@ pub async fn insert_batch(
         .into_iter()
         .map(|row| (row.record.id, row))
         .collect();
-
-    let mut results = Vec::with_capacity(batch.len());
-    for row in batch {
-        let result = match inserted.remove(&row.id) {
-            Some(written) => Ok(written),
-            // The rare path: learn why the row was refused. The inserted rows are committed
-            // whatever happens here, so a failure to find out only leaves this one undetermined.
-            None => refusal_reason(pool, row).await.unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "could not tell why a booking was refused");
-                Err(InsertRefusal::Undetermined)
-            }),
-        };
-        results.push(result);
-    }
-    Ok(results)
+    Ok(batch.iter().map(|row| inserted.remove(&row.id)).collect())
 }
 
 async fn insert_rows(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     statement: &'static str,
     batch: &[NewSession],
 ) -> sqlx::Result<Vec<Sequenced>> {
@@ -202,15 +190,28 @@ async fn insert_rows(
         .bind(&ends)
         .bind(&durations)
         .bind(EVENTS_PER_NOTIFICATION)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
 }
 
-async fn refusal_reason(
+/// Why [`insert_batch`] refused a row, read after its commit: the rare path. A row sent twice (a
+/// retry racing its first commit) is the first one's success. When the reason cannot be read, or
+/// what refused the row has gone meanwhile (a session cancelled since), it is
+/// [`InsertRefusal::Undetermined`]: nothing was written, and the caller may retry.
+pub async fn refusal_reason(pool: &PgPool, row: &NewSession) -> Result<Sequenced, InsertRefusal> {
+    match read_refusal_reason(pool, row).await {
+        Ok(reason) => reason,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not tell why a booking was refused");
+            Err(InsertRefusal::Undetermined)
+        }
+    }
+}
+
+async fn read_refusal_reason(
     pool: &PgPool,
     row: &NewSession,
 ) -> sqlx::Result<Result<Sequenced, InsertRefusal>> {
-    // The same booking sent twice (a retry after an actor restart) is the first one's success.
     if let Some(existing) = find(pool, row.id).await?
         && existing.tutor_id == row.tutor_id
         && existing.student_id == row.student_id
@@ -223,28 +224,33 @@ async fn refusal_reason(
             seq: 0,
         }));
     }
-    let (tutor_active, student_active, slot_taken): (bool, bool, bool) = sqlx::query_as(
-        "SELECT \
-           EXISTS (SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL), \
-           EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'student' \
-                                           AND deactivated_at IS NULL), \
-           EXISTS (SELECT 1 FROM sessions WHERE tutor_id = $1 AND status <> 'cancelled' \
-                                            AND period && tstzrange($3, $4, '[)'))",
-    )
-    .bind(row.tutor_id)
-    .bind(row.student_id)
-    .bind(row.scheduled_at)
-    .bind(row.ends_at)
-    .fetch_one(pool)
-    .await?;
+    let (tutor_active, student_active, slot_taken, student_busy): (bool, bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT \
+               EXISTS (SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL), \
+               EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'student' \
+                                               AND deactivated_at IS NULL), \
+               EXISTS (SELECT 1 FROM sessions WHERE tutor_id = $1 AND status <> 'cancelled' \
+                                                AND period && tstzrange($3, $4, '[)')), \
+               EXISTS (SELECT 1 FROM sessions WHERE student_id = $2 AND status <> 'cancelled' \
+                                                AND period && tstzrange($3, $4, '[)'))",
+        )
+        .bind(row.tutor_id)
+        .bind(row.student_id)
+        .bind(row.scheduled_at)
+        .bind(row.ends_at)
+        .fetch_one(pool)
+        .await?;
     Ok(Err(if !tutor_active {
         InsertRefusal::TutorInactive
     } else if !student_active {
         InsertRefusal::StudentInactive
     } else if slot_taken {
         InsertRefusal::SlotTaken
-    } else {
+    } else if student_busy {
         InsertRefusal::StudentBusy
+    } else {
+        InsertRefusal::Undetermined
     }))
 }
 

@@ -156,7 +156,7 @@ async fn a_student_booking_two_tutors_at_once_gets_one_session() {
 
 #[actix_web::test]
 async fn a_booking_written_twice_in_one_batch_with_others_is_the_first_ones_success() {
-    use tutoring::store::sessions::{NewSession, insert_batch};
+    use tutoring::store::sessions::{NewSession, insert_batch, refusal_reason};
 
     let app = spawn_app().await;
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
@@ -173,21 +173,26 @@ async fn a_booking_written_twice_in_one_batch_with_others_is_the_first_ones_succ
         }
     };
     let first = row(&students[0], 10);
-    let written = insert_batch(&app.db, std::slice::from_ref(&first))
+    let mut conn = app.db.acquire().await.expect("a connection");
+    let written = insert_batch(&mut conn, std::slice::from_ref(&first))
         .await
         .expect("written");
-    assert!(written[0].is_ok(), "{written:?}");
+    assert!(written[0].is_some(), "{written:?}");
 
     // A retry of the first booking (same id) racing its commit lands in a batch with another:
-    // the other is written and the retry answers with the first booking.
+    // the other is written, and the retry, refused as already there, is the first booking.
     let other = row(&students[1], 12);
-    let results = insert_batch(&app.db, &[first.clone(), other.clone()])
+    let results = insert_batch(&mut conn, &[first.clone(), other.clone()])
         .await
         .expect("a batch with a row already written");
-    let ids: Vec<Uuid> = results
-        .iter()
-        .map(|result| result.as_ref().expect("written").record.id)
-        .collect();
-    assert_eq!(ids, [first.id, other.id]);
+    assert!(results[0].is_none(), "{results:?}");
+    assert_eq!(
+        results[1].as_ref().map(|written| written.record.id),
+        Some(other.id)
+    );
+    let retried = refusal_reason(&app.db, &first)
+        .await
+        .expect("the first booking's success");
+    assert_eq!(retried.record.id, first.id);
     assert_no_overlaps(&app).await;
 }
