@@ -15,6 +15,7 @@ use crate::domain::{Note, PaymentStatus, SessionStatus, parse_instant};
 use crate::error::{ApiError, FieldErrors, PROBLEM_JSON};
 use crate::payments::{Payments, refunds};
 use crate::scheduling::{Book, Cancel, Registry, Reschedule, ScheduleError};
+use crate::store::accounts;
 use crate::store::idempotency::{self, Claim};
 use crate::store::sessions::{self, SessionFilter, SessionRecord};
 
@@ -144,7 +145,12 @@ async fn book(
                     | ScheduleError::TutorNotFound
                     | ScheduleError::StudentInactive
             );
-            let refused = ApiError::from(err);
+            let mut refused = ApiError::from(err);
+            // Kept for 24 h, so it must be right: a node that has not heard of a deactivation
+            // yet may have refused from memory what is the deactivated account's 404.
+            if definite && !accounts::is_active(&db, student.id()).await? {
+                refused = ApiError::account_not_found();
+            }
             if definite {
                 let (status, body) = (refused.status().as_u16(), refused.problem_json());
                 idempotency::complete(&db, student.id(), IDEMPOTENCY_SCOPE, &key, status, &body)
