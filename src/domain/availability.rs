@@ -595,6 +595,8 @@ fn parse_numbers(dto: &AvailabilityRulesDto, errors: &mut Vec<FieldError>) -> Op
     let min_default = MIN_DURATION.default.div_ceil(slot_or_default) * slot_or_default;
     let max_default = (MAX_DURATION.default / slot_or_default * slot_or_default).max(min_default);
     let min_duration = MIN_DURATION.parse_or(dto.min_duration_minutes, min_default, errors);
+    // Never below a minimum that was given.
+    let max_default = max_default.max(min_duration.unwrap_or(0));
     let max_duration = MAX_DURATION.parse_or(dto.max_duration_minutes, max_default, errors);
     let min_notice = MIN_NOTICE.parse(dto.min_notice_minutes, errors);
     let horizon_days = HORIZON.parse(dto.horizon_days, errors);
@@ -765,13 +767,19 @@ mod tests {
                 "slot {slot}"
             );
         }
-        // One given, the other follows the slot.
+        // One given, the other follows the slot, and the maximum the minimum.
         let dto = AvailabilityRulesDto {
             slot_minutes: Some(60),
             max_duration_minutes: Some(240),
             ..AvailabilityRulesDto::default()
         };
         assert_eq!(parsed(&dto).min_duration_minutes(), 60);
+        let dto = AvailabilityRulesDto {
+            slot_minutes: Some(60),
+            min_duration_minutes: Some(240),
+            ..AvailabilityRulesDto::default()
+        };
+        assert_eq!(parsed(&dto).max_duration_minutes(), 240);
     }
 
     #[test]
