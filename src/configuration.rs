@@ -228,8 +228,10 @@ impl Settings {
         }
 
         let request_timeout = Duration::from_millis(parse_or(&get, "REQUEST_TIMEOUT_MS", 10_000)?);
-        if request_timeout < Duration::from_millis(100) {
-            bail!("REQUEST_TIMEOUT_MS must be at least 100");
+        // A quarter of it is PostgreSQL's statement timeout for booking writes, which must be
+        // under PostgreSQL's own limit (2^31 - 1 ms): one hour is far below.
+        if !(Duration::from_millis(100)..=Duration::from_secs(3_600)).contains(&request_timeout) {
+            bail!("REQUEST_TIMEOUT_MS must be between 100 and 3600000");
         }
 
         Ok(Self {
@@ -312,6 +314,9 @@ mod tests {
         assert!(settings(&[("HASHER_THREADS", "0")]).is_err());
         assert!(settings(&[("DATABASE_MAX_CONNECTIONS", "0")]).is_err());
         assert!(settings(&[("BIND_ADDR", "nowhere")]).is_err());
+        assert!(settings(&[("REQUEST_TIMEOUT_MS", "99")]).is_err());
+        assert!(settings(&[("REQUEST_TIMEOUT_MS", "3600001")]).is_err());
+        assert!(settings(&[("REQUEST_TIMEOUT_MS", "3600000")]).is_ok());
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Application {
         auth.hasher.prepare_decoy().await?;
 
         // Booking writes are cut well inside a request's deadline, so none commits after its
-        // caller was told `503`.
+        // caller was told `503` (unless its commit alone outlasts the rest of the deadline).
         let write_limit = settings.request_timeout / 4;
         let writer_pool =
             store::pool_with_statement_timeout(&pool, PERSISTER_WRITERS as u32, write_limit);
