@@ -10,9 +10,10 @@ use uuid::Uuid;
 use crate::store;
 
 /// How far back each poll looks before the previous one, so a revocation whose commit became
-/// visible after a poll is still seen by the next. Revocations are stamped by the database's
-/// clock in the last statement of their transaction, so only the commit itself (a WAL flush)
-/// lies between a stamp and its visibility.
+/// visible after a poll is still seen by the next. Revocations and deactivations are stamped by
+/// the database's clock in the last statement of their transaction, so only the commit lies
+/// between a stamp and its visibility: a WAL flush, and for a deactivation (which sends
+/// `NOTIFY`) a turn at the notification queue's lock. Both take milliseconds, not seconds.
 const POLL_OVERLAP: TimeDelta = TimeDelta::seconds(5);
 
 /// How long past its expiry a revoked token is remembered: longer than the clock leeway with

@@ -110,7 +110,7 @@ pub(super) async fn counted<T>(
     };
     let checked = check.await;
     match &checked {
-        Err(err) if err.status().is_server_error() => drop(unchecked),
+        Err(err) if err.status().is_server_error() => unchecked.withdraw().await,
         _ => unchecked.checked(),
     }
     checked

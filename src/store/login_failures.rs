@@ -13,7 +13,8 @@ pub const WINDOW_SECS: i64 = 15 * 60;
 /// The outcome of asking to check a password for an e-mail.
 #[derive(Debug)]
 pub enum Attempt {
-    /// Go ahead; the attempt already counts as a failure until [`forgive`] is called.
+    /// Go ahead; the attempt already counts as a failure until [`forgive`] is called, unless
+    /// the password could not be checked ([`Unchecked`]).
     Allowed(Unchecked),
     /// Throttled: retry after this many seconds.
     Throttled { retry_after_secs: u64 },
@@ -37,6 +38,23 @@ impl Unchecked {
     pub fn checked(mut self) {
         self.checked = true;
     }
+
+    /// The password could not be checked: the attempt no longer counts. Done here rather than
+    /// left to the drop, whose background task a stopping server may never run.
+    pub async fn withdraw(mut self) {
+        self.checked = true;
+        if let Err(err) = delete(&self.pool, self.id).await {
+            tracing::warn!(error = %err, "could not withdraw an unchecked login attempt");
+        }
+    }
+}
+
+async fn delete(pool: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM login_failures WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 impl Drop for Unchecked {
@@ -48,12 +66,9 @@ impl Drop for Unchecked {
             return;
         };
         let (pool, id) = (self.pool.clone(), self.id);
+        // Its request was abandoned (past its deadline): withdrawn in the background.
         runtime.spawn(async move {
-            let withdrawn = sqlx::query("DELETE FROM login_failures WHERE id = $1")
-                .bind(id)
-                .execute(&pool)
-                .await;
-            if let Err(err) = withdrawn {
+            if let Err(err) = delete(&pool, id).await {
                 tracing::warn!(error = %err, "could not withdraw an unchecked login attempt");
             }
         });
