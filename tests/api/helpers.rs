@@ -195,25 +195,13 @@ impl Drop for TestApp {
 
 /// A server on a fresh database.
 pub async fn spawn_app() -> TestApp {
-    let database = create_test_database().await;
-    spawn_node(&database, true).await
+    spawn_app_with(|_| {}).await
 }
 
 /// A server on a fresh database, with adjusted settings.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let database = create_test_database().await;
-    tutoring::telemetry::init_for_tests();
-    let mut settings = test_settings(&database);
-    customize(&mut settings);
-    let application = Application::build(settings.clone())
-        .await
-        .expect("the application builds");
-    let db = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&settings.database.url)
-        .await
-        .expect("test pool");
-    running(application, db, &database, true)
+    spawn_node(&database, true, customize).await
 }
 
 /// A server whose database cannot be reached (nothing listens on port 1).
@@ -235,12 +223,25 @@ pub async fn spawn_app_without_database() -> TestApp {
 
 /// Another server process's twin: a second node on the same database as `app`.
 pub async fn spawn_second_node(app: &TestApp) -> TestApp {
-    spawn_node(&app.db_name, false).await
+    spawn_node(&app.db_name, false, |_| {}).await
 }
 
-async fn spawn_node(database: &str, owns_database: bool) -> TestApp {
+/// Another server on the same database, with some settings changed.
+pub async fn spawn_second_node_with(
+    app: &TestApp,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_node(&app.db_name, false, customize).await
+}
+
+async fn spawn_node(
+    database: &str,
+    owns_database: bool,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     tutoring::telemetry::init_for_tests();
-    let settings = test_settings(database);
+    let mut settings = test_settings(database);
+    customize(&mut settings);
     let application = Application::build(settings.clone())
         .await
         .expect("the application builds");

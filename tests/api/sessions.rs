@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     TestApp, TestUser, all_day_rules, days_ahead_at, spawn_app, spawn_second_node,
+    spawn_second_node_with,
 };
 
 fn id_of(body: &serde_json::Value) -> Uuid {
@@ -643,4 +644,43 @@ async fn a_deactivated_account_can_no_longer_act_on_its_sessions() {
     app.post(&path("complete"), Some(&tutor.token), &json!({}))
         .await
         .assert_problem(404, "account_not_found");
+}
+
+#[actix_web::test]
+async fn a_refusal_kept_for_a_key_is_the_deactivated_accounts_404_on_a_node_not_told_yet() {
+    let app = spawn_app().await;
+    // This node polls for revocations and deactivations too rarely to hear of this one.
+    let unaware = spawn_second_node_with(&app, |settings| {
+        settings.auth.revocation_poll = std::time::Duration::from_secs(60);
+        settings.auth.revocation_max_staleness = std::time::Duration::from_secs(120);
+    })
+    .await;
+    let (tutor, student) = tutor_and_student(&app).await;
+    let start = days_ahead_at(3, 10, 0);
+    app.book(&app.student().await, tutor.id, start, 60)
+        .await
+        .assert_status(201);
+    app.delete("/students/me", Some(&student.token))
+        .await
+        .assert_status(200);
+
+    // The node refuses the taken slot from memory; with a key, that answer is kept, so it must
+    // be the account's 404, now and on every retry.
+    let body =
+        json!({"tutor_id": tutor.id, "scheduled_at": start.to_rfc3339(), "duration_minutes": 60});
+    for _ in 0..2 {
+        let answer = crate::helpers::read(
+            unaware
+                .client
+                .post(unaware.url("/sessions"))
+                .bearer_auth(&student.token)
+                .header("Idempotency-Key", "after-deactivation")
+                .json(&body)
+                .send()
+                .await
+                .expect("sent"),
+        )
+        .await;
+        answer.assert_problem(404, "account_not_found");
+    }
 }
