@@ -578,6 +578,21 @@ impl TestApp {
     }
 
     /// Books a session as `student`.
+    /// `POST /sessions` with an `Idempotency-Key`.
+    pub async fn book_with_key(&self, student: &TestUser, key: &str, body: &Value) -> TestResponse {
+        read(
+            self.client
+                .post(self.url("/sessions"))
+                .bearer_auth(&student.token)
+                .header("Idempotency-Key", key)
+                .json(body)
+                .send()
+                .await
+                .expect("sent"),
+        )
+        .await
+    }
+
     pub async fn book(
         &self,
         student: &TestUser,

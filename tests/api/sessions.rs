@@ -220,21 +220,8 @@ async fn the_same_idempotency_key_and_body_never_book_twice() {
     let (tutor, student) = tutor_and_student(&app).await;
     let body = json!({"tutor_id": tutor.id, "scheduled_at": days_ahead_at(4, 15, 0).to_rfc3339(), "duration_minutes": 60});
     let send = |key: &'static str, body: serde_json::Value| {
-        let app = &app;
-        let token = student.token.clone();
-        async move {
-            crate::helpers::read(
-                app.client
-                    .post(app.url("/sessions"))
-                    .bearer_auth(token)
-                    .header("Idempotency-Key", key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("sent"),
-            )
-            .await
-        }
+        let (app, student) = (&app, &student);
+        async move { app.book_with_key(student, key, &body).await }
     };
     let first = send("booking-1", body.clone()).await;
     let again = send("booking-1", body.clone()).await;
@@ -669,18 +656,9 @@ async fn a_refusal_kept_for_a_key_is_the_deactivated_accounts_404_on_a_node_not_
     let body =
         json!({"tutor_id": tutor.id, "scheduled_at": start.to_rfc3339(), "duration_minutes": 60});
     for _ in 0..2 {
-        let answer = crate::helpers::read(
-            unaware
-                .client
-                .post(unaware.url("/sessions"))
-                .bearer_auth(&student.token)
-                .header("Idempotency-Key", "after-deactivation")
-                .json(&body)
-                .send()
-                .await
-                .expect("sent"),
-        )
-        .await;
-        answer.assert_problem(404, "account_not_found");
+        unaware
+            .book_with_key(&student, "after-deactivation", &body)
+            .await
+            .assert_problem(404, "account_not_found");
     }
 }
