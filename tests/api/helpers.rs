@@ -499,12 +499,29 @@ pub async fn assert_no_overlaps(app: &TestApp) {
     assert_eq!(overlaps, 0, "active sessions overlap");
 }
 
-/// Waits until a query of the app's database waits on a lock (one the test holds, say).
-pub async fn until_a_query_waits_on_a_lock(app: &TestApp) {
+/// Polls `check` until it holds; fails the test, saying `what` never happened, after 10 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut poll = actix_web::rt::time::interval(std::time::Duration::from_millis(20));
     loop {
         poll.tick().await;
+        if check().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+    }
+}
+
+/// Waits until a query of the app's database waits on a lock (one the test holds, say).
+pub async fn until_a_query_waits_on_a_lock(app: &TestApp) {
+    eventually("a query waiting on the lock", || async {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = $1 AND wait_event_type = 'Lock'",
@@ -513,14 +530,9 @@ pub async fn until_a_query_waits_on_a_lock(app: &TestApp) {
         .fetch_one(&app.db)
         .await
         .expect("activity");
-        if waiting > 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no query began to wait on the lock"
-        );
-    }
+        waiting > 0
+    })
+    .await;
 }
 
 /// Every day, all day, in UTC: 30-minute slots, 30 to 180 minutes, an hour's notice.

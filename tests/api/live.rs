@@ -8,8 +8,8 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, all_day_rules, days_ahead_at, spawn_app, spawn_app_with, spawn_second_node,
-    students_direct,
+    TestApp, all_day_rules, days_ahead_at, eventually, spawn_app, spawn_app_with,
+    spawn_second_node, students_direct,
 };
 
 /// How long a test waits for a message that should come.
@@ -466,10 +466,7 @@ async fn after_the_database_connection_drops_subscribers_get_a_fresh_snapshot() 
     client.subscribe(tutor.id, 3).await;
     // Kill the server's LISTEN connection: notifications sent meanwhile would be lost. On a busy
     // machine the listener may not have connected yet: try until one connection was ended.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let mut poll = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        poll.tick().await;
+    eventually("ending a LISTEN connection", || async {
         let ended: i64 = sqlx::query_scalar(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
@@ -477,14 +474,9 @@ async fn after_the_database_connection_drops_subscribers_get_a_fresh_snapshot() 
         .fetch_one(&app.db)
         .await
         .expect("terminated");
-        if ended > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no LISTEN connection to end"
-        );
-    }
+        ended > 0
+    })
+    .await;
     let fresh = client.next_of("snapshot").await;
     assert_eq!(fresh["tutor_id"], tutor.id.to_string());
     // And events flow again on the new connection. The actor's reload (also part of starting
