@@ -145,17 +145,19 @@ async fn book(
                     | ScheduleError::TutorNotFound
                     | ScheduleError::StudentInactive
             );
-            let mut refused = ApiError::from(err);
+            if !definite {
+                return Err(err.into());
+            }
             // Kept for 24 h, so it must be right: a node that has not heard of a deactivation
             // yet may have refused from memory what is the deactivated account's 404.
-            if definite && !accounts::is_active(&db, student.id()).await? {
-                refused = ApiError::account_not_found();
-            }
-            if definite {
-                let (status, body) = (refused.status().as_u16(), refused.problem_json());
-                idempotency::complete(&db, student.id(), IDEMPOTENCY_SCOPE, &key, status, &body)
-                    .await?;
-            }
+            let refused = if accounts::is_active(&db, student.id()).await? {
+                ApiError::from(err)
+            } else {
+                ApiError::account_not_found()
+            };
+            let (status, body) = (refused.status().as_u16(), refused.problem_json());
+            idempotency::complete(&db, student.id(), IDEMPOTENCY_SCOPE, &key, status, &body)
+                .await?;
             Err(refused)
         }
     }
