@@ -14,6 +14,8 @@
 //! subscribers in sequence order, each once; a snapshot carries the number it reflects.
 
 mod handlers;
+mod reload;
+mod sequence;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -24,6 +26,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use self::reload::LocalChange;
 use super::messages::{ScheduleError, SlotList};
 use super::persister::{PersistError, Persister};
 use super::registry::Registry;
@@ -31,14 +34,8 @@ use super::view::{SlotQuery, TutorView, ViewCell, guarded};
 use crate::domain::availability::AvailabilityRules;
 use crate::domain::slots::{self, Interval, StartBounds};
 use crate::realtime::Hub;
-use crate::realtime::events::{Change, TutorEvent};
-use crate::store::availability::{self, BUSY_LOOKBACK, TutorSchedule};
-
-/// How long to wait before reloading again after a failed reload.
-const RELOAD_RETRY: Duration = Duration::from_secs(1);
-
-/// How long an event may wait for an earlier one (lost, or late) before the actor reloads.
-const GAP_PATIENCE: Duration = Duration::from_secs(2);
+use crate::realtime::events::TutorEvent;
+use crate::store::availability::{BUSY_LOOKBACK, TutorSchedule};
 
 /// Slot lists unused for this long are dropped; it is also how often an actor looks for
 /// idleness (more often when its idle timeout is shorter).
@@ -89,14 +86,6 @@ pub struct TutorActor {
     persister: Persister,
     registry: Registry,
     hub: Hub,
-}
-
-/// A change to the sessions made while a reload runs, with the number of its event (0 when
-/// unknown), to be replayed onto the loaded state unless that state already holds it.
-#[derive(Debug, Clone, Copy)]
-enum LocalChange {
-    Added(Uuid, Interval, i64),
-    Removed(Uuid, i64),
 }
 
 impl TutorActor {
@@ -316,79 +305,6 @@ impl TutorActor {
             })
             .map_err(ScheduleError::Refused)
     }
-
-    /// Reloads the schedule without blocking the mailbox; changes made meanwhile are replayed.
-    fn start_reload(&mut self, ctx: &mut Context<Self>) {
-        if self.reload.is_some() {
-            self.reload_again = true;
-            return;
-        }
-        self.reload = Some(Vec::new());
-        let (pool, tutor_id) = (self.pool.clone(), self.tutor_id);
-        async move { availability::load_schedule(&pool, tutor_id).await }
-            .into_actor(self)
-            .map(|loaded, act, ctx| {
-                let log = act.reload.take().unwrap_or_default();
-                match loaded {
-                    Ok(Some(schedule)) => {
-                        // Published once, whole: the loaded state may predate a change made
-                        // here meanwhile (a cancel already answered), replayed below.
-                        act.publish_held = true;
-                        act.set_active(schedule.active);
-                        act.set_rules(schedule.rules);
-                        act.replace_sessions(schedule.busy);
-                        // Memory now reflects event `schedule.seq`; subscribers start over from a
-                        // snapshot of it.
-                        // (Events published while the reload ran are newer than the snapshot,
-                        // and their changes are replayed below: never move backwards.)
-                        act.seq = act.seq.max(schedule.seq);
-                        act.rules_seq = act.seq;
-                        act.session_seqs.clear();
-                        act.session_seq_floor = act.seq;
-                        let seq = act.seq;
-                        act.early_events.retain(|n, _| *n > seq);
-                        act.hub.resync_tutor(act.tutor_id);
-                        // A change the loaded state already holds is not replayed: a booking
-                        // made here and cancelled through another node before the load would
-                        // otherwise come back as busy time that no event ever clears.
-                        for change in log {
-                            let (id, seq) = match change {
-                                LocalChange::Added(id, _, seq) | LocalChange::Removed(id, seq) => {
-                                    (id, seq)
-                                }
-                            };
-                            if seq != 0 && seq <= schedule.seq {
-                                continue;
-                            }
-                            if seq != 0 {
-                                act.session_seqs.insert(id, seq);
-                            }
-                            match change {
-                                LocalChange::Added(id, interval, seq) => {
-                                    act.add_session(id, interval, seq);
-                                }
-                                LocalChange::Removed(id, seq) => act.remove_session(id, seq),
-                            }
-                        }
-                        act.publish_held = false;
-                        act.publish();
-                        act.publish_ready();
-                        if std::mem::take(&mut act.reload_again) {
-                            act.start_reload(ctx);
-                        }
-                    }
-                    Ok(None) => ctx.stop(),
-                    Err(err) => {
-                        // Keep serving (the database's constraints still guard bookings) and
-                        // try again shortly; stopping would drop the requests in flight.
-                        tracing::warn!(tutor = %act.tutor_id, error = format!("{err:#}"), "reload failed; retrying");
-                        act.reload_again = false;
-                        ctx.run_later(RELOAD_RETRY, |act, ctx| act.start_reload(ctx));
-                    }
-                }
-            })
-            .spawn(ctx);
-    }
 }
 
 /// `busy` with `interval` added in start order: one copy, no sort (readers may hold the old
@@ -412,64 +328,6 @@ fn without(busy: &Arc<[Interval]>, interval: Interval) -> Arc<[Interval]> {
         return Arc::clone(busy);
     }
     busy[..at].iter().chain(&busy[at + 1..]).copied().collect()
-}
-
-impl TutorActor {
-    /// Takes in a committed event: publishes it, and any that were waiting for it, in order.
-    /// An event already published (ours, announced back to us) is ignored.
-    fn record_event(&mut self, event: TutorEvent, ctx: &mut Context<Self>) {
-        if event.seq <= self.seq {
-            return;
-        }
-        self.early_events.insert(event.seq, event);
-        self.publish_ready();
-        if !self.early_events.is_empty() {
-            // Wait a little for the missing event; if it never comes, start over.
-            let waiting_for = self.seq + 1;
-            ctx.run_later(GAP_PATIENCE, move |act, ctx| {
-                if act.seq < waiting_for && !act.early_events.is_empty() {
-                    tracing::warn!(tutor = %act.tutor_id, missing = waiting_for, "event gap; reloading");
-                    act.start_reload(ctx);
-                }
-            });
-        }
-    }
-
-    /// Publishes the waiting events that are next in sequence.
-    fn publish_ready(&mut self) {
-        while let Some(next) = self.early_events.remove(&(self.seq + 1)) {
-            self.seq = next.seq;
-            self.hub.publish_tutor(&next);
-        }
-    }
-
-    /// Applies a committed change of one session, unless a later change of it is already in
-    /// force.
-    fn apply_change(&mut self, change: Change, seq: i64) {
-        let (session_id, interval) = match change {
-            Change::Booked {
-                session_id,
-                interval,
-            } => (session_id, Some(interval)),
-            Change::Released { session_id, .. } => (session_id, None),
-            Change::AvailabilityChanged => return,
-        };
-        let applied = self
-            .session_seqs
-            .get(&session_id)
-            .copied()
-            .unwrap_or(self.session_seq_floor);
-        // A repeat of a booking already committed comes back numbered 0: memory keeps it.
-        let repeat_of_known = seq == 0 && self.sessions.contains_key(&session_id);
-        if repeat_of_known || (seq != 0 && seq <= applied) {
-            return;
-        }
-        self.session_seqs.insert(session_id, seq.max(applied));
-        match interval {
-            Some(interval) => self.add_session(session_id, interval, seq),
-            None => self.remove_session(session_id, seq),
-        }
-    }
 }
 
 fn persist_failure(err: PersistError) -> ScheduleError {
