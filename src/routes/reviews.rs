@@ -13,7 +13,7 @@ use crate::auth::StudentUser;
 use crate::domain::Note;
 use crate::error::{ApiError, FieldErrors};
 use crate::store::accounts;
-use crate::store::reviews::{self, ReviewError, ReviewRecord};
+use crate::store::reviews::{self, ReviewError, ReviewRecord, ReviewsOf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -108,16 +108,21 @@ async fn create_review(
     Ok(HttpResponse::Created().json(ReviewView::from(review)))
 }
 
-/// `GET /reviews/session/{id}`.
+/// `GET /reviews/session/{id}`: a list like every other, though a session has one review at
+/// most.
 async fn session_reviews(
     db: web::Data<PgPool>,
     id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
 ) -> Result<web::Json<Paginated<ReviewView>>, ApiError> {
-    let items = reviews::of_session(&db, *id).await?;
-    Ok(web::Json(Paginated {
-        items: items.into_iter().map(ReviewView::from).collect(),
-        next_cursor: None,
-    }))
+    let page = Page::parse(&params)?;
+    let rows = reviews::page(&db, ReviewsOf::Session(*id), page.after, page.fetch_limit()).await?;
+    Ok(web::Json(Paginated::from_rows(
+        rows,
+        &page,
+        |r| (r.created_at, r.id),
+        ReviewView::from,
+    )))
 }
 
 /// A page of a tutor's reviews with the tutor's rating.
@@ -144,7 +149,7 @@ async fn tutor_reviews(
         average: tutor.rating_average(),
         count: tutor.rating_count,
     };
-    let rows = reviews::of_tutor(&db, *id, page.after, page.fetch_limit()).await?;
+    let rows = reviews::page(&db, ReviewsOf::Tutor(*id), page.after, page.fetch_limit()).await?;
     Ok(web::Json(TutorReviews {
         page: Paginated::from_rows(rows, &page, |r| (r.created_at, r.id), ReviewView::from),
         average,

@@ -77,31 +77,31 @@ pub async fn create(
     Ok(review)
 }
 
-/// The reviews of one session (at most one).
-pub async fn of_session(pool: &PgPool, session_id: Uuid) -> sqlx::Result<Vec<ReviewRecord>> {
-    sqlx::query_as(
-        "SELECT id, session_id, student_id, tutor_id, rating, comment, created_at \
-         FROM reviews WHERE session_id = $1",
-    )
-    .bind(session_id)
-    .fetch_all(pool)
-    .await
+/// Whose reviews a list holds.
+#[derive(Debug, Clone, Copy)]
+pub enum ReviewsOf {
+    Tutor(Uuid),
+    Session(Uuid),
 }
 
-/// One page of a tutor's reviews, newest first, after the `(created_at, id)` cursor.
-pub async fn of_tutor(
+/// One page of reviews, newest first, after the `(created_at, id)` cursor.
+pub async fn page(
     pool: &PgPool,
-    tutor_id: Uuid,
+    of: ReviewsOf,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<ReviewRecord>> {
-    sqlx::query_as(
+    let (column, id) = match of {
+        ReviewsOf::Tutor(id) => ("tutor_id", id),
+        ReviewsOf::Session(id) => ("session_id", id),
+    };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, session_id, student_id, tutor_id, rating, comment, created_at \
-         FROM reviews WHERE tutor_id = $1 \
+         FROM reviews WHERE {column} = $1 \
            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT $4",
-    )
-    .bind(tutor_id)
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    )))
+    .bind(id)
     .bind(after.map(|(at, _)| at))
     .bind(after.map(|(_, id)| id))
     .bind(limit)

@@ -75,6 +75,13 @@ async fn a_completed_session_is_reviewed_once_and_the_tutors_rating_follows() {
         .clone();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["rating"], 5);
+    assert!(of_session.body["next_cursor"].is_null());
+    // Its paging is checked like every list's.
+    for bad in ["limit=0", "cursor=garbage"] {
+        app.get(&format!("/reviews/session/{first}?{bad}"), None)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
 
     let of_tutor = app.get(&format!("/reviews/tutor/{}", tutor.id), None).await;
     let body = of_tutor.assert_status(200);
