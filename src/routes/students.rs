@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::accounts::{create_account, deactivate_account, parse_new_account};
 use super::json::ApiJson;
@@ -26,10 +27,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn student_view(db: &PgPool, account: &Account) -> Result<StudentView, ApiError> {
+/// A student with its linked teachers, as `viewer` may see it (`email` only for the student).
+async fn student_view(
+    db: &PgPool,
+    account: &Account,
+    viewer: Uuid,
+) -> Result<StudentView, ApiError> {
     let teachers = links::linked_tutors(db, account.id).await?;
     Ok(StudentView {
-        user: UserView::of(account, Some(account.id)),
+        user: UserView::of(account, Some(viewer)),
         teachers: teachers.into_iter().map(LinkedTeacherView::from).collect(),
     })
 }
@@ -61,7 +67,7 @@ async fn self_register(
         Some(LinkTo::Tag(tag)),
     )
     .await?;
-    Ok(HttpResponse::Created().json(student_view(&db, &created).await?))
+    Ok(HttpResponse::Created().json(student_view(&db, &created, created.id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +98,7 @@ async fn create_by_teacher(
         Some(LinkTo::Tutor(caller.id())),
     )
     .await?;
-    Ok(HttpResponse::Created().json(student_view(&db, &created).await?))
+    Ok(HttpResponse::Created().json(student_view(&db, &created, caller.id()).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,7 +130,7 @@ async fn get_me(
         .await?
         .filter(Account::is_active)
         .ok_or_else(ApiError::account_not_found)?;
-    Ok(web::Json(student_view(&db, &account).await?))
+    Ok(web::Json(student_view(&db, &account, account.id).await?))
 }
 
 /// `DELETE /students/me`: deactivates the account and cancels its future sessions.

@@ -75,6 +75,8 @@ async fn a_teacher_creates_a_student_linked_to_itself() {
         .await;
     let body = response.assert_status(201);
     assert_eq!(body["teachers"][0]["id"], tutor.id.to_string());
+    // An e-mail is shown to its own account only, not to the teacher who typed it.
+    assert!(body.get("email").is_none());
     // The student can log in with the password the teacher chose.
     let token = app.login(&email, PASSWORD).await;
     let me = app.get("/students/me", Some(&token)).await;
