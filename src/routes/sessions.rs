@@ -196,6 +196,7 @@ async fn get_session(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SessionView>, ApiError> {
+    super::acting_as(&db, caller.id()).await?;
     let session = participant_session(&db, &caller, *id).await?;
     Ok(web::Json(SessionView::from(&session)))
 }
@@ -232,8 +233,14 @@ async fn list_for_user(
         .to
         .as_deref()
         .and_then(|raw| errors.check("to", parse_instant(raw)));
+    if let (Some(from), Some(to)) = (from, to)
+        && to <= from
+    {
+        errors.push("to", "must be after from");
+    }
     errors.finish(Some(()))?;
     let page = Page::parse(&params.page)?;
+    super::acting_as(&db, caller.id()).await?;
     let filter = SessionFilter { status, from, to };
     let rows =
         sessions::list_for_user(&db, caller.id(), &filter, page.after, page.fetch_limit()).await?;

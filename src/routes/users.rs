@@ -124,7 +124,7 @@ async fn update_user(
     };
     let updated = accounts::update(&db, caller.id(), &changes)
         .await?
-        .ok_or_else(user_not_found)?;
+        .ok_or_else(ApiError::account_not_found)?;
     for (jti, expires_at) in updated.revoked {
         auth.revoked.insert(jti, expires_at);
     }
@@ -149,12 +149,12 @@ async fn check_current_password(
     let account = accounts::find(db, user_id)
         .await?
         .filter(Account::is_active)
-        .ok_or_else(user_not_found)?;
+        .ok_or_else(ApiError::account_not_found)?;
     let attempt = login_failures::begin_attempt(db, &account.email).await?;
     let check = async {
         let stored = accounts::password_hash(db, user_id)
             .await?
-            .ok_or_else(user_not_found)?;
+            .ok_or_else(ApiError::account_not_found)?;
         let fits = current.len() <= Password::MAX_BYTES;
         if fits && auth.hasher.verify(current, &stored).await? {
             Ok(())

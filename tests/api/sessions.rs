@@ -339,6 +339,9 @@ async fn a_users_sessions_are_listed_latest_first_with_filters() {
     list("?status=done", &student)
         .await
         .assert_problem(422, "validation_failed");
+    let backwards = list(&format!("?from={from}&to={from}"), &student).await;
+    backwards.assert_problem(422, "validation_failed");
+    assert_eq!(backwards.error_fields(), ["to"]);
 
     let outsider = app.student().await;
     app.get(
@@ -605,6 +608,16 @@ async fn a_deactivated_account_can_no_longer_act_on_its_sessions() {
         "/reviews",
         Some(&student.token),
         &json!({"session_id": started, "rating": 1}),
+    )
+    .await
+    .assert_problem(404, "account_not_found");
+    // Nor read as it: its sessions, one or all.
+    app.get(&format!("/sessions/{started}"), Some(&student.token))
+        .await
+        .assert_problem(404, "account_not_found");
+    app.get(
+        &format!("/sessions/user/{}", student.id),
+        Some(&student.token),
     )
     .await
     .assert_problem(404, "account_not_found");

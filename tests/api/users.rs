@@ -203,5 +203,5 @@ async fn a_deactivated_user_is_not_found() {
         &json!({"name": "Zed"}),
     )
     .await
-    .assert_problem(404, "user_not_found");
+    .assert_problem(404, "account_not_found");
 }
