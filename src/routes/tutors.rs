@@ -1,8 +1,11 @@
 //! `/tutors/*`: the public catalogue, availability rules and bookable slots.
 
+use std::time::Instant;
+
 use actix_web::http::header::ContentType;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt as _, stream};
 use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -23,6 +26,8 @@ use crate::store::availability;
 const MAX_RANGE: TimeDelta = TimeDelta::days(31);
 /// How many tutors one catalogue request examines at most with an availability filter.
 const MAX_SCANNED: usize = 500;
+/// How many of those tutors' actors are asked at once (each may have to load its schedule).
+const CONCURRENT_LOOKUPS: usize = 8;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // A scope, so other paths never reach these patterns; the busiest one is tried first.
@@ -87,6 +92,7 @@ struct CatalogueParams {
 
 /// `GET /tutors`: active tutors, oldest first, with filters.
 async fn list_tutors(
+    req: HttpRequest,
     db: web::Data<PgPool>,
     scheduler: web::Data<Registry>,
     params: web::Query<CatalogueParams>,
@@ -138,10 +144,16 @@ async fn list_tutors(
         )));
     };
 
-    // With an availability filter, ask each candidate's actor (from memory) and keep going
-    // until the page is full or enough tutors were examined; the cursor resumes from there.
+    // With an availability filter, ask the candidates' actors (from memory, a few at a time)
+    // and keep going until the page is full, enough tutors were examined, or half the time
+    // left to the request has gone: a short page with a cursor beats a `503`.
     const BATCH: usize = 100;
     let limit = page.limit as usize;
+    let stop_at = super::Deadline::of(&req).map(|deadline| {
+        let now = Instant::now();
+        now + deadline.saturating_duration_since(now) / 2
+    });
+    let scheduler = &**scheduler;
     let mut items = Vec::new();
     let mut after = page.after;
     let mut scanned = 0;
@@ -152,31 +164,23 @@ async fn list_tutors(
         more = batch.len() > BATCH;
         batch.truncate(BATCH);
         let last = batch.len();
-        for (i, account) in batch.into_iter().enumerate() {
+        let mut answers = stream::iter(batch)
+            .map(|account| async move {
+                let free = has_free_slot(scheduler, account.id, from, to).await;
+                (account, free)
+            })
+            .buffered(CONCURRENT_LOOKUPS);
+        let mut examined = 0;
+        while let Some((account, free)) = answers.next().await {
+            examined += 1;
             scanned += 1;
             after = Some((account.created_at, account.id));
-            let query = QuerySlots {
-                from,
-                to,
-                duration_minutes: None,
-            };
-            let free = match scheduler.slots(account.id, query).await {
-                Ok(answer) => !answer.bookable().is_empty(),
-                Err(ScheduleError::TutorNotFound) => false,
-                Err(ScheduleError::Unavailable(message)) => {
-                    return Err(ApiError::Unavailable(anyhow::anyhow!(message)));
-                }
-                // One tutor's broken schedule must not hide the whole catalogue.
-                Err(err) => {
-                    tracing::error!(tutor = %account.id, error = %err, "skipping a tutor in the catalogue");
-                    false
-                }
-            };
-            if free {
+            if free? {
                 items.push(UserView::of(&account, None));
             }
-            if items.len() == limit {
-                more = more || i + 1 < last;
+            let out_of_time = stop_at.is_some_and(|at| Instant::now() >= at);
+            if items.len() == limit || out_of_time {
+                more = more || examined < last;
                 break 'scan;
             }
         }
@@ -187,6 +191,33 @@ async fn list_tutors(
         None
     };
     Ok(web::Json(Paginated { items, next_cursor }))
+}
+
+/// Whether a tutor has a bookable start in `[from, to)`; a tutor that is gone, or whose
+/// schedule cannot be read, has none.
+async fn has_free_slot(
+    scheduler: &Registry,
+    tutor_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let query = QuerySlots {
+        from,
+        to,
+        duration_minutes: None,
+    };
+    match scheduler.slots(tutor_id, query).await {
+        Ok(answer) => Ok(!answer.bookable().is_empty()),
+        Err(ScheduleError::TutorNotFound) => Ok(false),
+        Err(ScheduleError::Unavailable(message)) => {
+            Err(ApiError::Unavailable(anyhow::anyhow!(message)))
+        }
+        // One tutor's broken schedule must not hide the whole catalogue.
+        Err(err) => {
+            tracing::error!(tutor = %tutor_id, error = %err, "skipping a tutor in the catalogue");
+            Ok(false)
+        }
+    }
 }
 
 /// `GET /tutors/{id}`: one active tutor.
