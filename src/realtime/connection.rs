@@ -1,9 +1,8 @@
 //! `GET /ws`: one task per connection. It reads the client's messages, runs one forwarder task
 //! per subscription (snapshot, then the tutor's events in order), writes through one bounded
-//! queue, pings every 10 s and closes a connection silent for 30 s (configurable). A client that cannot keep
-//! up (its queue full, or its subscription fallen behind the tutor's feed) is closed with 1013
-//! rather than buffered without bound.
-
+//! queue, pings every 10 s and closes a connection silent for 30 s (configurable). A client that
+//! cannot keep up (its queue full, or its subscription fallen behind the tutor's feed) is closed
+//! with 1013 rather than buffered without bound; one whose token is revoked or expires, with 1008.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +11,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::Hub;
-use super::forward::{Outgoing, spawn_tutor_forwarder, spawn_user_forwarder};
+use super::forward::{Credentials, Outgoing, spawn_tutor_forwarder, spawn_user_forwarder};
 use crate::auth::{Auth, AuthUser};
 use crate::domain::parse_instant;
 use crate::error::ApiError;
@@ -44,7 +43,7 @@ struct WsQuery {
 }
 
 /// Upgrades to a WebSocket; an optional `?token=` authenticates the connection (a bad one is
-/// refused with `401` before the upgrade).
+/// refused with `401` before the upgrade) until it is revoked or expires.
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
@@ -53,8 +52,16 @@ async fn upgrade(
     hub: web::Data<Hub>,
     scheduler: web::Data<Registry>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = match query.token.as_deref() {
-        Some(token) => Some(AuthUser::from_token(&auth, token)?.id()),
+    let credentials = match query.token.as_deref() {
+        Some(token) => {
+            let claims = AuthUser::from_token(&auth, token)?.claims;
+            Some(Credentials {
+                user_id: claims.sub,
+                jti: claims.jti,
+                expires_at: claims.exp,
+                revoked: Arc::clone(&auth.revoked),
+            })
+        }
         None => None,
     };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| {
@@ -67,7 +74,11 @@ async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .aggregate_continuations()
         .max_continuation_size(MAX_MESSAGE_BYTES);
-    let connection = Connection::new(hub.get_ref().clone(), scheduler.get_ref().clone(), user);
+    let connection = Connection::new(
+        hub.get_ref().clone(),
+        scheduler.get_ref().clone(),
+        credentials,
+    );
     actix_web::rt::spawn(connection.run(session, stream));
     Ok(response)
 }
@@ -86,19 +97,29 @@ enum ClientMessage {
     },
 }
 
+/// A task feeding the connection, stopped when the connection lets go of it, however the
+/// connection ends (even by a panic).
+struct Forwarder(JoinHandle<()>);
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Connection {
     hub: Hub,
     scheduler: Registry,
-    user: Option<Uuid>,
-    subscriptions: HashMap<Uuid, JoinHandle<()>>,
+    credentials: Option<Credentials>,
+    subscriptions: HashMap<Uuid, Forwarder>,
 }
 
 impl Connection {
-    fn new(hub: Hub, scheduler: Registry, user: Option<Uuid>) -> Self {
+    fn new(hub: Hub, scheduler: Registry, credentials: Option<Credentials>) -> Self {
         Self {
             hub,
             scheduler,
-            user,
+            credentials,
             subscriptions: HashMap::new(),
         }
     }
@@ -108,11 +129,11 @@ impl Connection {
         let (queue, mut written) = mpsc::channel::<Arc<str>>(OUTGOING_CAPACITY);
         let out = Outgoing {
             queue,
-            too_slow: Arc::new(Notify::new()),
+            ending: Arc::default(),
         };
-        let user_feed = self
-            .user
-            .map(|user| spawn_user_forwarder(&self.hub, user, out.clone()));
+        let user_feed = self.credentials.clone().map(|credentials| {
+            Forwarder(spawn_user_forwarder(&self.hub, credentials, out.clone()))
+        });
         let mut going_away = self.hub.going_away();
         let timing = self.hub.heartbeat();
         let mut heartbeat = tokio::time::interval(timing.ping_every);
@@ -142,10 +163,7 @@ impl Connection {
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
                         Some(Ok(AggregatedMessage::Close(_))) => break Some(CloseCode::Normal.into()),
-                        Some(Err(ProtocolError::Overflow)) => {
-                            break Some(reason(CloseCode::Size, "message too big"));
-                        }
-                        Some(Err(_)) => break Some(reason(CloseCode::Protocol, "protocol error")),
+                        Some(Err(err)) => break Some(protocol_error(&err)),
                     }
                 },
                 () = &mut silence => {
@@ -163,13 +181,14 @@ impl Connection {
                         Err(_) => break Some(reason(CloseCode::Again, "too slow to read")),
                     }
                 }
-                () = out.too_slow.notified() => {
-                    break Some(reason(CloseCode::Again, "too slow to read"));
-                }
+                ending = out.ending.raised() => break Some(ending),
                 _ = going_away.wait_for(|away| *away) => {
                     break Some(reason(CloseCode::Away, "the server is shutting down"));
                 }
                 _ = heartbeat.tick() => {
+                    if let Some(why) = self.credentials.as_ref().and_then(Credentials::lapsed) {
+                        break Some(reason(CloseCode::Policy, why));
+                    }
                     match tokio::time::timeout(WRITE_TIMEOUT, session.ping(b"")).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break None,
@@ -180,12 +199,8 @@ impl Connection {
         };
 
         // Whichever way the connection ends, its subscriptions end with it.
-        for (_, forwarder) in self.subscriptions.drain() {
-            forwarder.abort();
-        }
-        if let Some(forwarder) = user_feed {
-            forwarder.abort();
-        }
+        self.subscriptions.clear();
+        drop(user_feed);
         tracing::debug!(close = ?close, "live connection ends");
         if let Some(close) = close {
             let _ = tokio::time::timeout(WRITE_TIMEOUT, session.close(Some(close))).await;
@@ -209,13 +224,11 @@ impl Connection {
                     Ok(range) => range,
                     Err(message) => return out.error("bad_range", message),
                 };
-                let replacing = self.subscriptions.remove(&tutor_id);
-                if let Some(previous) = &replacing {
-                    previous.abort();
-                }
-                // Subscriptions that ended on their own (an unknown tutor) free their place.
+                // One that is replaced stops; those that ended on their own (an unknown tutor)
+                // free their place.
+                self.subscriptions.remove(&tutor_id);
                 self.subscriptions
-                    .retain(|_, forwarder| !forwarder.is_finished());
+                    .retain(|_, forwarder| !forwarder.0.is_finished());
                 if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
                     return out.error(
                         "too_many_subscriptions",
@@ -229,10 +242,10 @@ impl Connection {
                     range,
                     out.clone(),
                 );
-                self.subscriptions.insert(tutor_id, forwarder);
+                self.subscriptions.insert(tutor_id, Forwarder(forwarder));
             }
             ClientMessage::Unsubscribe { tutor_id } => match self.subscriptions.remove(&tutor_id) {
-                Some(forwarder) => forwarder.abort(),
+                Some(forwarder) => drop(forwarder),
                 None => out.error(
                     "not_subscribed",
                     "this connection is not subscribed to that tutor",
@@ -246,6 +259,21 @@ fn reason(code: CloseCode, description: &str) -> CloseReason {
     CloseReason {
         code,
         description: Some(description.to_owned()),
+    }
+}
+
+/// The close for a message that broke the protocol. actix-ws reports a reassembled message over
+/// the limit, and text that is not UTF-8, as I/O errors, told apart by their kind and message.
+fn protocol_error(err: &ProtocolError) -> CloseReason {
+    match err {
+        ProtocolError::Overflow => reason(CloseCode::Size, "message too big"),
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            reason(CloseCode::Invalid, "text must be UTF-8")
+        }
+        ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
+            reason(CloseCode::Size, "message too big")
+        }
+        _ => reason(CloseCode::Protocol, "protocol error"),
     }
 }
 

@@ -115,9 +115,15 @@ pub enum ServerMessage {
     /// One of the connected user's sessions changed (participants only).
     #[serde(rename = "session.updated")]
     SessionUpdated { session: serde_json::Value },
-    /// The client's last message was refused; the connection stays open.
+    /// The client's last message was refused, or a subscription ended (then `tutor_id` says
+    /// which); the connection stays open.
     #[serde(rename = "error")]
-    Error { code: &'static str, message: String },
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tutor_id: Option<Uuid>,
+    },
 }
 
 /// `{start, end}` of a free stretch in a snapshot.

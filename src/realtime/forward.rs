@@ -2,8 +2,9 @@
 //! tutor's events in order) and one for the user's session updates, all writing through the
 //! connection's bounded queue.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use actix_ws::{CloseCode, CloseReason};
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, mpsc};
@@ -13,22 +14,41 @@ use uuid::Uuid;
 use super::Hub;
 use super::events::{FreeInterval, ServerMessage};
 use super::hub::TutorFeed;
+use crate::auth::RevokedTokens;
 use crate::scheduling::{Registry, ScheduleError, Snapshot};
 
-/// What the connection's tasks hand to the writer.
-pub(super) struct Outgoing {
-    pub(super) queue: mpsc::Sender<Arc<str>>,
-    /// Raised when this client cannot keep up.
-    pub(super) too_slow: Arc<Notify>,
+/// Why a connection must close, raised by any of its tasks; the first reason raised wins.
+#[derive(Default)]
+pub(super) struct Ending {
+    reason: OnceLock<CloseReason>,
+    raised: Notify,
 }
 
-impl Clone for Outgoing {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
-            too_slow: Arc::clone(&self.too_slow),
+impl Ending {
+    pub(super) fn raise(&self, code: CloseCode, description: &str) {
+        let _ = self.reason.set(CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        });
+        self.raised.notify_one();
+    }
+
+    /// Waits until a reason is raised, and gives it.
+    pub(super) async fn raised(&self) -> CloseReason {
+        loop {
+            if let Some(reason) = self.reason.get() {
+                return reason.clone();
+            }
+            self.raised.notified().await;
         }
     }
+}
+
+/// What the connection's tasks hand to the writer.
+#[derive(Clone)]
+pub(super) struct Outgoing {
+    pub(super) queue: mpsc::Sender<Arc<str>>,
+    pub(super) ending: Arc<Ending>,
 }
 
 impl Outgoing {
@@ -37,7 +57,7 @@ impl Outgoing {
         match self.queue.try_send(json) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.too_slow.notify_one();
+                self.ending.raise(CloseCode::Again, "too slow to read");
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -55,6 +75,16 @@ impl Outgoing {
         self.push_message(&ServerMessage::Error {
             code,
             message: message.into(),
+            tutor_id: None,
+        });
+    }
+
+    /// An error that ends the subscription to `tutor_id`, saying which one it ended.
+    fn subscription_error(&self, tutor_id: Uuid, code: &'static str, message: &str) {
+        self.push_message(&ServerMessage::Error {
+            code,
+            message: message.to_owned(),
+            tutor_id: Some(tutor_id),
         });
     }
 }
@@ -166,11 +196,12 @@ async fn snapshot(
             out.push_message(&message).then_some(answer.seq)
         }
         Ok(Err(ScheduleError::TutorNotFound)) | Err(ScheduleError::TutorNotFound) => {
-            out.error("tutor_not_found", "no active tutor has this id");
+            out.subscription_error(tutor_id, "tutor_not_found", "no active tutor has this id");
             None
         }
         Ok(Err(_)) | Err(_) => {
-            out.error(
+            out.subscription_error(
+                tutor_id,
                 "unavailable",
                 "the tutor's schedule is unavailable; subscribe again shortly",
             );
@@ -193,11 +224,40 @@ impl Drop for UserSubscription {
     }
 }
 
-pub(super) fn spawn_user_forwarder(hub: &Hub, user_id: Uuid, out: Outgoing) -> JoinHandle<()> {
+/// The token a connection was opened with. It authenticates the connection for as long as it
+/// would authenticate a request: session updates stop, and the connection closes, once it is
+/// revoked or expires.
+#[derive(Clone)]
+pub(super) struct Credentials {
+    pub(super) user_id: Uuid,
+    pub(super) jti: Uuid,
+    /// Seconds since the epoch.
+    pub(super) expires_at: i64,
+    pub(super) revoked: Arc<RevokedTokens>,
+}
+
+impl Credentials {
+    /// Why the token no longer authenticates, when it does not.
+    pub(super) fn lapsed(&self) -> Option<&'static str> {
+        if self.revoked.is_revoked(self.jti) {
+            Some("the token has been revoked")
+        } else if Utc::now().timestamp() >= self.expires_at {
+            Some("the token has expired")
+        } else {
+            None
+        }
+    }
+}
+
+pub(super) fn spawn_user_forwarder(
+    hub: &Hub,
+    credentials: Credentials,
+    out: Outgoing,
+) -> JoinHandle<()> {
     let mut subscription = UserSubscription {
-        feed: Some(hub.subscribe_user(user_id)),
+        feed: Some(hub.subscribe_user(credentials.user_id)),
         hub: hub.clone(),
-        user_id,
+        user_id: credentials.user_id,
     };
     actix_web::rt::spawn(async move {
         let Some(feed) = subscription.feed.as_mut() else {
@@ -206,12 +266,16 @@ pub(super) fn spawn_user_forwarder(hub: &Hub, user_id: Uuid, out: Outgoing) -> J
         loop {
             match feed.recv().await {
                 Ok(json) => {
+                    if let Some(why) = credentials.lapsed() {
+                        out.ending.raise(CloseCode::Policy, why);
+                        return;
+                    }
                     if !out.push(json) {
                         return;
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
-                    out.too_slow.notify_one();
+                    out.ending.raise(CloseCode::Again, "too slow to read");
                     return;
                 }
                 Err(RecvError::Closed) => return,

@@ -219,12 +219,16 @@ async fn a_bad_message_gets_an_error_and_the_connection_stays_usable() {
                      "to": days_ahead_at(40, 0, 0).to_rfc3339()}))
         .await;
     assert_eq!(client.next().await["code"], "bad_range");
+    let unknown = Uuid::now_v7();
     client
-        .send(json!({"type": "subscribe", "tutor_id": Uuid::now_v7(),
+        .send(json!({"type": "subscribe", "tutor_id": unknown,
                      "from": days_ahead_at(1, 0, 0).to_rfc3339(),
                      "to": days_ahead_at(2, 0, 0).to_rfc3339()}))
         .await;
-    assert_eq!(client.next().await["code"], "tutor_not_found");
+    // An error that ends a subscription says which one.
+    let ended = client.next().await;
+    assert_eq!(ended["code"], "tutor_not_found");
+    assert_eq!(ended["tutor_id"], unknown.to_string());
     client
         .send(json!({"type": "unsubscribe", "tutor_id": tutor.id}))
         .await;
@@ -561,27 +565,91 @@ async fn unsubscribing_stops_the_events_and_subscriptions_are_capped() {
     assert_eq!(busy.next().await["code"], "too_many_subscriptions");
 }
 
+impl Client {
+    /// The close frame's code, skipping what comes before it.
+    async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+}
+
 #[actix_web::test]
-async fn an_oversized_message_closes_the_connection_with_1009() {
+async fn a_message_too_big_closes_with_1009_and_text_not_utf8_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
     let app = spawn_app().await;
+    let padded = |kib: usize| {
+        format!(
+            "{{\"type\": \"subscribe\", \"pad\": \"{}\"}}",
+            "x".repeat(kib * 1024)
+        )
+    };
+    // In one frame.
     let mut client = Client::connect(&app, None).await;
-    let huge = format!(
-        "{{\"type\": \"subscribe\", \"pad\": \"{}\"}}",
-        "x".repeat(100 * 1024)
-    );
+    let huge = Message::Text(padded(100).into());
+    client.socket.send(huge).await.expect("sent");
+    assert_eq!(client.close_code().await, Some(1009));
+
+    // In two frames, each under the limit.
+    let mut client = Client::connect(&app, None).await;
+    let text = padded(80).into_bytes();
+    let (first, second) = text.split_at(text.len() / 2);
+    let frames = [
+        Frame::message(first.to_vec(), OpCode::Data(Data::Text), false),
+        Frame::message(second.to_vec(), OpCode::Data(Data::Continue), true),
+    ];
+    for frame in frames {
+        client
+            .socket
+            .send(Message::Frame(frame))
+            .await
+            .expect("sent");
+    }
+    assert_eq!(client.close_code().await, Some(1009));
+
+    let mut client = Client::connect(&app, None).await;
+    let not_utf8 = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
     client
         .socket
-        .send(Message::Text(huge.into()))
+        .send(Message::Frame(not_utf8))
         .await
         .expect("sent");
-    let close = loop {
-        match tokio::time::timeout(PATIENCE, client.socket.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => break frame,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
+    assert_eq!(client.close_code().await, Some(1007));
+}
+
+#[actix_web::test]
+async fn a_connection_whose_token_is_revoked_gets_no_more_session_updates_and_closes_with_1008() {
+    let app = spawn_app_with(|settings| {
+        settings.realtime.ping_every = Duration::from_millis(200);
+    })
+    .await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let mut socket = Client::connect(&app, Some(&student.token)).await;
+    app.book(&student, tutor.id, days_ahead_at(2, 9, 0), 60)
+        .await
+        .assert_status(201);
+    assert_eq!(socket.next().await["type"], "session.updated");
+
+    app.post("/auth/logout", Some(&student.token), &json!({}))
+        .await
+        .assert_status(204);
+    // The student books again with a new token: the old token's connection hears nothing of it.
+    let fresh = app.login(&student.email, crate::helpers::PASSWORD).await;
+    let again = crate::helpers::TestUser {
+        token: fresh,
+        ..student.clone()
     };
-    assert_eq!(close.map(|f| u16::from(f.code)), Some(1009));
+    app.book(&again, tutor.id, days_ahead_at(3, 9, 0), 60)
+        .await
+        .assert_status(201);
+    assert_eq!(socket.close_code().await, Some(1008));
 }
 
 #[actix_web::test]
