@@ -3,6 +3,7 @@
 //! queue, pings every 10 s and closes a connection silent for 30 s (configurable). A client that
 //! cannot keep up (its queue full, or its subscription fallen behind the tutor's feed) is closed
 //! with 1013 rather than buffered without bound; one whose token is revoked or expires, with 1008.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
