@@ -257,9 +257,12 @@ async fn stripe_webhook(
         ));
     };
     let object = &event["data"]["object"];
-    // A PaymentIntent event names the intent itself; a charge event names its intent.
+    // A PaymentIntent event names the intent itself; a charge event names its intent. A partial
+    // refund leaves the charge paid: only a full one concerns it.
     let charge_ref = if event_type.starts_with("payment_intent.") {
         object["id"].as_str()
+    } else if event_type == "charge.refunded" && object["refunded"].as_bool() != Some(true) {
+        None
     } else {
         object["payment_intent"].as_str()
     };

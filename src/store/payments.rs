@@ -286,12 +286,20 @@ pub async fn apply_event(
     if let Some(charge_ref) = event.charge_ref {
         match event.event_type {
             "payment_intent.succeeded" => {
+                // A charge given up as failed that succeeds after all (an attempt failed, then
+                // the student paid with the same intent) is the session's payment, unless
+                // another charge has taken its place meanwhile.
                 let session: Option<Uuid> = sqlx::query_scalar(
-                    "UPDATE payments SET status = 'succeeded', provider_ref = $2, \
-                                         updated_at = now() \
+                    "UPDATE payments p SET status = 'succeeded', provider_ref = $2, \
+                                           updated_at = now() \
                      WHERE provider = $1 \
                        AND (provider_ref = $2 OR (provider_ref IS NULL AND id = $3)) \
-                       AND status IN ('pending', 'requires_action') \
+                       AND (status IN ('pending', 'requires_action') \
+                            OR (status = 'failed' AND NOT EXISTS ( \
+                                    SELECT 1 FROM payments o \
+                                    WHERE o.session_id = p.session_id AND o.id <> p.id \
+                                      AND o.status IN ('pending', 'requires_action', \
+                                                       'succeeded')))) \
                      RETURNING session_id",
                 )
                 .bind(provider)
@@ -299,13 +307,21 @@ pub async fn apply_event(
                 .bind(event.payment_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(session) = session {
-                    mark_session_paid(&mut tx, session).await?;
+                match session {
+                    Some(session) => {
+                        mark_session_paid(&mut tx, session).await?;
+                    }
+                    None => warn_if_charged_twice(&mut tx, provider, charge_ref).await?,
                 }
             }
             "payment_intent.payment_failed" => {
+                // An attempt failed. A charge waiting on the student stays theirs to complete
+                // (the intent takes another attempt with the same client secret): it ends only
+                // when it is cancelled. One never answered (pending) has failed.
                 sqlx::query(
-                    "UPDATE payments SET status = 'failed', provider_ref = $2, updated_at = now() \
+                    "UPDATE payments \
+                     SET status = CASE status WHEN 'pending' THEN 'failed' ELSE status END, \
+                         failure_code = 'payment_failed', provider_ref = $2, updated_at = now() \
                      WHERE provider = $1 \
                        AND (provider_ref = $2 OR (provider_ref IS NULL AND id = $3)) \
                        AND status IN ('pending', 'requires_action')",
@@ -336,6 +352,32 @@ pub async fn apply_event(
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// A success that found no charge to settle: a replay, an intent of no payment of ours, or money
+/// taken by a charge given up as failed after another charge of its session took its place. The
+/// last needs a person: it is logged as an error.
+async fn warn_if_charged_twice(
+    conn: &mut sqlx::PgConnection,
+    provider: &str,
+    charge_ref: &str,
+) -> sqlx::Result<()> {
+    let given_up: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, session_id FROM payments \
+         WHERE provider = $1 AND provider_ref = $2 AND status = 'failed'",
+    )
+    .bind(provider)
+    .bind(charge_ref)
+    .fetch_optional(conn)
+    .await?;
+    if let Some((payment, session)) = given_up {
+        tracing::error!(
+            %payment, %session, charge = charge_ref,
+            "a charge given up as failed succeeded after another charge of its session took its \
+             place: refund it at the provider"
+        );
+    }
+    Ok(())
 }
 
 /// Marks an unpaid session paid and tells its participants. `Some(cancelled)` when it was

@@ -23,6 +23,11 @@ fn event(id: &str, kind: &str, object: Value) -> String {
 
 /// A booked session with a pending Stripe charge `intent`.
 async fn pending_stripe_charge(app: &TestApp, intent: &str) -> Uuid {
+    stripe_charge(app, intent, "pending").await
+}
+
+/// A booked session with a Stripe charge `intent` in `status`.
+async fn stripe_charge(app: &TestApp, intent: &str, status: &str) -> Uuid {
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
     let student = app.student().await;
     let booked = app
@@ -35,12 +40,13 @@ async fn pending_stripe_charge(app: &TestApp, intent: &str) -> Uuid {
     sqlx::query(
         "INSERT INTO payments (id, session_id, provider, provider_ref, idempotency_key, \
                                amount_cents, currency, status) \
-         VALUES ($1, $2, 'stripe', $3, $4, 12000, 'BRL', 'pending')",
+         VALUES ($1, $2, 'stripe', $3, $4, 12000, 'BRL', $5)",
     )
     .bind(Uuid::now_v7())
     .bind(session)
     .bind(intent)
     .bind(format!("key-{intent}"))
+    .bind(status)
     .execute(&app.db)
     .await
     .expect("a pending charge");
@@ -87,10 +93,25 @@ async fn a_signed_success_marks_the_session_paid_once_and_a_refund_follows() {
         .expect("count");
     assert_eq!(recorded, 1);
 
+    // A partial refund leaves the session paid.
+    let partly = event(
+        "evt_2a",
+        "charge.refunded",
+        json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_123",
+               "refunded": false, "amount_refunded": 5000}),
+    );
+    app.stripe_webhook(&partly, &sign(SECRET, now(), partly.as_bytes()))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        session_payment(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
     let refunded = event(
         "evt_2",
         "charge.refunded",
-        json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_123"}),
+        json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_123",
+               "refunded": true, "amount_refunded": 12000}),
     );
     app.stripe_webhook(&refunded, &sign(SECRET, now(), refunded.as_bytes()))
         .await
@@ -116,6 +137,46 @@ async fn a_failed_charge_leaves_the_session_unpaid() {
     assert_eq!(
         session_payment(&app, session).await,
         ("unpaid".into(), "failed".into())
+    );
+}
+
+#[actix_web::test]
+async fn a_charge_waiting_on_the_student_survives_a_failed_attempt_and_a_late_success_pays() {
+    let app = app_with_secret().await;
+    let send = |id: &'static str, kind: &'static str, intent: &'static str| {
+        let body = event(id, kind, json!({"id": intent}));
+        let app = &app;
+        async move {
+            app.stripe_webhook(&body, &sign(SECRET, now(), body.as_bytes()))
+                .await
+                .assert_status(200);
+        }
+    };
+    // The student's card fails its check; the intent takes another attempt (same client
+    // secret), so the charge stays theirs, and a second charge cannot start beside it.
+    let waiting = stripe_charge(&app, "pi_3ds", "requires_action").await;
+    send("evt_a", "payment_intent.payment_failed", "pi_3ds").await;
+    assert_eq!(
+        session_payment(&app, waiting).await,
+        ("unpaid".into(), "requires_action".into())
+    );
+    send("evt_b", "payment_intent.succeeded", "pi_3ds").await;
+    assert_eq!(
+        session_payment(&app, waiting).await,
+        ("paid".into(), "succeeded".into())
+    );
+
+    // A charge given up as failed that succeeds after all pays its session.
+    let given_up = pending_stripe_charge(&app, "pi_late").await;
+    send("evt_c", "payment_intent.payment_failed", "pi_late").await;
+    assert_eq!(
+        session_payment(&app, given_up).await,
+        ("unpaid".into(), "failed".into())
+    );
+    send("evt_d", "payment_intent.succeeded", "pi_late").await;
+    assert_eq!(
+        session_payment(&app, given_up).await,
+        ("paid".into(), "succeeded".into())
     );
 }
 
