@@ -64,6 +64,9 @@ impl From<BeginError> for ApiError {
                 "payment_in_progress",
                 "another charge of this session is in progress",
             ),
+            BeginError::SessionCancelled => {
+                ApiError::conflict("session_cancelled", "the session is cancelled")
+            }
             BeginError::KeyReused => ApiError::unprocessable(
                 "idempotency_key_reused",
                 "Idempotency-Key",

@@ -38,6 +38,8 @@ pub enum BeginError {
     InProgress,
     #[error("the key was used for another charge")]
     KeyReused,
+    #[error("the session is cancelled")]
+    SessionCancelled,
 }
 
 /// What to do with a charge request.
@@ -72,7 +74,9 @@ pub struct NewCharge<'a> {
     pub payment_method: Option<&'a str>,
 }
 
-/// Records a pending payment for a session, unless one is live or the key was used.
+/// Records a pending payment for a session, unless one is live, the key was used, or the
+/// session is no longer scheduled and unpaid (checked in the insert itself, so a cancellation
+/// committed since the caller read the session is seen).
 ///
 /// The amount is read from the session in the insert itself, under a key-share lock: a
 /// reschedule in progress (which holds the row `FOR UPDATE`) finishes first and the charge is for
@@ -99,7 +103,9 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
             "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
                                    currency, payment_method, status) \
              SELECT $1, s.id, $3, $4, s.price_cents, s.currency, $5, 'pending' \
-             FROM sessions s WHERE s.id = $2 FOR KEY SHARE \
+             FROM sessions s \
+             WHERE s.id = $2 AND s.status = 'scheduled' AND s.payment_status = 'unpaid' \
+             FOR KEY SHARE \
              RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
@@ -111,6 +117,19 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
         .await;
     match inserted {
         Ok(payment) => Ok(Begun::New(payment)),
+        // Cancelled or paid since the caller looked: say which.
+        Err(sqlx::Error::RowNotFound) => {
+            let cancelled: Option<bool> =
+                sqlx::query_scalar("SELECT status = 'cancelled' FROM sessions WHERE id = $1")
+                    .bind(session_id)
+                    .fetch_optional(pool)
+                    .await?;
+            Err(if cancelled == Some(true) {
+                BeginError::SessionCancelled
+            } else {
+                BeginError::AlreadyPaid
+            })
+        }
         Err(sqlx::Error::Database(err)) if err.constraint() == Some("payments_idempotency_key") => {
             // The same key, concurrently: the other request owns it.
             Err(BeginError::InProgress)

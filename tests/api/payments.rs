@@ -325,3 +325,48 @@ async fn a_charge_begun_while_the_session_is_being_moved_is_for_the_price_the_mo
     assert_eq!(now["price"]["amount_cents"], new_price);
     assert_eq!(now["payment_status"], "paid");
 }
+
+#[actix_web::test]
+async fn a_charge_begins_only_on_a_session_still_scheduled_and_unpaid() {
+    use tutoring::store::payments::{BeginError, NewCharge, begin};
+
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let student = app.student().await;
+    let cancelled = booked(&app, &tutor, &student, 2).await;
+    let paid = booked(&app, &tutor, &student, 3).await;
+    // Changed after the route read them: a cancellation, a payment settled by another charge.
+    app.post(
+        &format!("/sessions/{cancelled}/cancel"),
+        Some(&student.token),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    sqlx::query("UPDATE sessions SET payment_status = 'paid' WHERE id = $1")
+        .bind(paid)
+        .execute(&app.db)
+        .await
+        .expect("paid");
+    let charge = |session_id, key| NewCharge {
+        session_id,
+        provider: "fake",
+        key,
+        payment_method: None,
+    };
+    let refused = begin(&app.db, charge(cancelled, "late-1")).await;
+    assert!(
+        matches!(refused, Err(BeginError::SessionCancelled)),
+        "{refused:?}"
+    );
+    let refused = begin(&app.db, charge(paid, "late-2")).await;
+    assert!(
+        matches!(refused, Err(BeginError::AlreadyPaid)),
+        "{refused:?}"
+    );
+    let charges: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(charges, 0);
+}
