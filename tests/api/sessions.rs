@@ -495,6 +495,15 @@ async fn rescheduling_moves_the_session_or_keeps_the_old_time() {
         .await
         .assert_problem(409, "slot_taken");
 
+    // The tutor's new rate, in another currency, is for new bookings: the session keeps the
+    // rate and currency it was booked at.
+    app.put(
+        &format!("/user/{}", tutor.id),
+        Some(&tutor.token),
+        &json!({"price_per_hour": {"amount_cents": 3000, "currency": "USD"}}),
+    )
+    .await
+    .assert_status(200);
     // Moving by half an hour overlaps its own old time, which is fine.
     let new = days_ahead_at(2, 10, 30);
     let moved = app
@@ -506,7 +515,7 @@ async fn rescheduling_moves_the_session_or_keeps_the_old_time() {
         .await;
     let body = moved.assert_status(200);
     assert_eq!(body["duration_minutes"], 90);
-    assert_eq!(body["price"]["amount_cents"], 18000);
+    assert_eq!(body["price"], json!({"amount_cents": 18000, "currency": "BRL"}));
     assert_eq!(body["id"], id.to_string());
     // The old start is free again once the session no longer covers it.
     let third = app.student().await;
@@ -574,9 +583,9 @@ async fn a_deactivated_account_can_no_longer_act_on_its_sessions() {
     let started = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
-                               duration_minutes, price_cents, currency) \
+                               duration_minutes, price_cents, currency, price_per_hour_cents) \
          VALUES ($1, $2, $3, now() - interval '30 minutes', now() + interval '30 minutes', \
-                 60, 12000, 'BRL')",
+                 60, 12000, 'BRL', 12000)",
     )
     .bind(started)
     .bind(tutor.id)

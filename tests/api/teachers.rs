@@ -131,9 +131,9 @@ async fn deactivating_a_teacher_cancels_its_future_sessions_only() {
         async move {
             sqlx::query(
                 "INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
-                                       duration_minutes, price_cents, currency) \
+                                       duration_minutes, price_cents, currency, price_per_hour_cents) \
                  VALUES ($1, $2, $3, now() + $4::interval, now() + $4::interval + interval '1 hour', \
-                         60, 12000, 'BRL')",
+                         60, 12000, 'BRL', 12000)",
             )
             .bind(id)
             .bind(tutor.id)

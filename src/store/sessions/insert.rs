@@ -53,10 +53,11 @@ macro_rules! insert_batch_sql {
                      AS b(id, tutor_id, student_id, scheduled_at, ends_at, duration_minutes)), \
              ins AS ( \
                  INSERT INTO sessions (id, tutor_id, student_id, scheduled_at, ends_at, \
-                                       duration_minutes, price_cents, currency) \
+                                       duration_minutes, price_cents, currency, \
+                                       price_per_hour_cents) \
                  SELECT b.id, b.tutor_id, b.student_id, b.scheduled_at, b.ends_at, \
                         b.duration_minutes, (t.price_cents * b.duration_minutes + 30) / 60, \
-                        t.currency \
+                        t.currency, t.price_cents \
                  FROM b JOIN tutors t ON t.user_id = b.tutor_id \
                  WHERE EXISTS (SELECT 1 FROM users u \
                                WHERE u.id = b.tutor_id AND u.deactivated_at IS NULL FOR SHARE) \

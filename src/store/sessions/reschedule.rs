@@ -33,7 +33,8 @@ pub struct Rescheduled {
 
 /// Moves a scheduled session in one transaction: the exclusion constraints check the new time
 /// against every other active session, and a refusal leaves the old time in place. An unpaid
-/// session's price follows a new duration; a paid one, or one being charged, keeps its price.
+/// session's price follows a new duration at the hourly rate it was booked at; a paid one, or
+/// one being charged, keeps its price.
 pub async fn reschedule(
     pool: &PgPool,
     id: Uuid,
@@ -83,10 +84,10 @@ pub async fn reschedule(
                 price_cents = CASE WHEN s.payment_status = 'unpaid' AND NOT EXISTS ( \
                                        SELECT 1 FROM payments p WHERE p.session_id = s.id \
                                          AND p.status IN ('pending', 'requires_action')) \
-                                   THEN (t.price_cents * $4 + 30) / 60 ELSE s.price_cents END, \
+                                   THEN (s.price_per_hour_cents * $4 + 30) / 60 \
+                                   ELSE s.price_cents END, \
                 updated_at = now() \
-         FROM tutors t \
-         WHERE s.id = $1 AND t.user_id = s.tutor_id \
+         WHERE s.id = $1 \
          RETURNING s.id, s.tutor_id, s.student_id, s.scheduled_at, s.ends_at, \
                    s.duration_minutes, s.status, s.price_cents, s.currency, s.payment_status, \
                    s.created_at, s.updated_at, s.cancelled_reason",
