@@ -234,6 +234,19 @@ impl Settings {
             bail!("REQUEST_TIMEOUT_MS must be between 100 and 3600000");
         }
 
+        let payments = PaymentSettings {
+            provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
+            stripe_secret_key: get("STRIPE_SECRET_KEY"),
+            stripe_api_base: get("STRIPE_API_BASE"),
+            stripe_webhook_secret: get("STRIPE_WEBHOOK_SECRET"),
+            refund_retry,
+        };
+        // Only Stripe's webhooks settle a charge the student confirms (3-D Secure) or one whose
+        // answer was lost: without them such a session would stay unpaid for good.
+        if payments.provider == "stripe" && payments.stripe_webhook_secret.is_none() {
+            bail!("PAYMENT_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET");
+        }
+
         Ok(Self {
             environment,
             bind_addr,
@@ -242,13 +255,7 @@ impl Settings {
             auth,
             realtime,
             scheduling,
-            payments: PaymentSettings {
-                provider: get("PAYMENT_PROVIDER").unwrap_or_else(|| "fake".to_owned()),
-                stripe_secret_key: get("STRIPE_SECRET_KEY"),
-                stripe_api_base: get("STRIPE_API_BASE"),
-                stripe_webhook_secret: get("STRIPE_WEBHOOK_SECRET"),
-                refund_retry,
-            },
+            payments,
         })
     }
 }
@@ -317,6 +324,15 @@ mod tests {
         assert!(settings(&[("REQUEST_TIMEOUT_MS", "99")]).is_err());
         assert!(settings(&[("REQUEST_TIMEOUT_MS", "3600001")]).is_err());
         assert!(settings(&[("REQUEST_TIMEOUT_MS", "3600000")]).is_ok());
+        assert!(settings(&[("PAYMENT_PROVIDER", "stripe"), ("STRIPE_SECRET_KEY", "sk")]).is_err());
+        assert!(
+            settings(&[
+                ("PAYMENT_PROVIDER", "stripe"),
+                ("STRIPE_SECRET_KEY", "sk"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec")
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

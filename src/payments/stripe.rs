@@ -96,7 +96,9 @@ impl StripeProvider {
     }
 
     /// Cancels a PaymentIntent that still waits on the client. Stripe refuses to cancel one that
-    /// has succeeded meanwhile, which is an error here: the webhook settles that payment.
+    /// has succeeded meanwhile, which is an error here: the webhook settles that payment. One
+    /// cancelled already (from Stripe's dashboard, or by an earlier attempt whose answer was
+    /// lost) is cancelled: Stripe refuses it naming the intent's status.
     pub async fn cancel(&self, intent_id: &str) -> Result<(), ProviderError> {
         let (status, body) = self
             .post(
@@ -105,7 +107,9 @@ impl StripeProvider {
                 &[("cancellation_reason", "abandoned")],
             )
             .await?;
-        if status.is_success() && body["status"] == "canceled" {
+        let cancelled_before =
+            status.is_client_error() && body["error"]["payment_intent"]["status"] == "canceled";
+        if (status.is_success() && body["status"] == "canceled") || cancelled_before {
             Ok(())
         } else {
             Err(ProviderError(format!(

@@ -179,6 +179,22 @@ async fn an_abandoned_charge_is_settled_exactly_as_first_sent_before_another_beg
 
 #[actix_web::test]
 async fn a_charge_left_waiting_on_the_student_is_cancelled_by_a_later_one() {
+    take_over_a_waiting_charge(intent("pi_waiting", "canceled")).await;
+}
+
+#[actix_web::test]
+async fn a_charge_left_waiting_and_cancelled_at_stripe_already_makes_way_for_a_later_one() {
+    // Stripe refuses to cancel an intent cancelled before (from its dashboard, say).
+    take_over_a_waiting_charge(ResponseTemplate::new(400).set_body_json(json!({"error": {
+        "type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+        "payment_intent": {"id": "pi_waiting", "object": "payment_intent", "status": "canceled"},
+    }})))
+    .await;
+}
+
+/// A charge left waiting on the student for long, taken over by a later one once Stripe answers
+/// its cancellation with `cancelled`.
+async fn take_over_a_waiting_charge(cancelled: ResponseTemplate) {
     let stripe = MockServer::start().await;
     let app = stripe_app(&stripe, Duration::from_secs(60)).await;
     let (_, student, session) = booked_session(&app).await;
@@ -203,7 +219,7 @@ async fn a_charge_left_waiting_on_the_student_is_cancelled_by_a_later_one() {
         .expect("aged");
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents/pi_waiting/cancel"))
-        .respond_with(intent("pi_waiting", "canceled"))
+        .respond_with(cancelled)
         .expect(1)
         .mount(&stripe)
         .await;

@@ -515,7 +515,10 @@ async fn rescheduling_moves_the_session_or_keeps_the_old_time() {
         .await;
     let body = moved.assert_status(200);
     assert_eq!(body["duration_minutes"], 90);
-    assert_eq!(body["price"], json!({"amount_cents": 18000, "currency": "BRL"}));
+    assert_eq!(
+        body["price"],
+        json!({"amount_cents": 18000, "currency": "BRL"})
+    );
     assert_eq!(body["id"], id.to_string());
     // The old start is free again once the session no longer covers it.
     let third = app.student().await;
