@@ -55,11 +55,21 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
-        && let Err(err) = socket2::SockRef::from(stream).set_send_buffer_size(SEND_BUFFER_BYTES)
-    {
+/// Bounds what a peer that stops reading costs: the kernel's send buffer, and how long our data
+/// may wait unacknowledged, or untransmitted because the peer's window stays shut, before the
+/// kernel drops the connection (`unacknowledged_limit`: a WebSocket's silence limit). Without
+/// that limit such a connection would stay open after the server gave up on it, holding its
+/// buffers until the peer left.
+fn bound_connection(connection: &dyn std::any::Any, unacknowledged_limit: Duration) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let socket = socket2::SockRef::from(stream);
+    if let Err(err) = socket.set_send_buffer_size(SEND_BUFFER_BYTES) {
         tracing::debug!(error = %err, "could not bound a connection's send buffer");
+    }
+    if let Err(err) = socket.set_tcp_user_timeout(Some(unacknowledged_limit)) {
+        tracing::debug!(error = %err, "could not bound how long a connection's data waits");
     }
 }
 
@@ -175,6 +185,7 @@ impl Application {
         let db = web::Data::new(pool.clone());
         let auth = web::Data::new(auth);
         let request_timeout = settings.request_timeout;
+        let unacknowledged_limit = settings.realtime.silence_limit;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(db.clone())
@@ -221,7 +232,7 @@ impl Application {
                 .configure(realtime::configure)
                 .default_service(web::to(routes::unknown_route))
         })
-        .on_connect(bound_send_buffer)
+        .on_connect(move |connection, _| bound_connection(connection, unacknowledged_limit))
         // Answers and live pushes are small writes that must leave at once, not wait for the
         // peer's acknowledgement of the previous one (Nagle's algorithm).
         .tcp_nodelay(true)

@@ -325,35 +325,8 @@ async fn connections_leave_no_subscriptions_behind() {
     }
 }
 
-#[actix_web::test]
-async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
-    let app = spawn_app().await;
-    let tutor = app.tutor_with_rules(&all_day_rules()).await;
-    // A client with a small receive window that, once subscribed, never reads again.
-    let address = app.address.replace("http://", "");
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small buffer");
-    let stream = socket
-        .connect(address.parse().expect("address"))
-        .await
-        .expect("connected");
-    let (mut slow, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
-        .await
-        .expect("upgraded");
-    let mut fast = Client::connect(&app, None).await;
-    fast.subscribe(tutor.id, 31).await;
-    slow.send(Message::Text(
-        json!({"type": "subscribe", "tutor_id": tutor.id,
-               "from": days_ahead_at(1, 0, 0).to_rfc3339(),
-               "to": days_ahead_at(32, 0, 0).to_rfc3339()})
-        .to_string()
-        .into(),
-    ))
-    .await
-    .expect("sent");
-
-    // Each change of availability sends every subscriber an event and a 31-day snapshot of
-    // fragmented free time (about 9 KB), far more than the slow client's buffers hold.
+/// Rules whose 31-day snapshot is large (about 9 KB): four one-hour windows a day.
+fn fragmented_rules() -> Value {
     let mut rules = all_day_rules();
     let days = [
         "monday",
@@ -373,6 +346,53 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
             })
         })
         .collect();
+    rules
+}
+
+/// A WebSocket client with a small receive window, subscribed to `tutor` for 31 days, that will
+/// never read; and its own address.
+async fn a_client_that_will_not_read(
+    app: &TestApp,
+    tutor: Uuid,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    let address = app.address.replace("http://", "");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket
+        .connect(address.parse().expect("address"))
+        .await
+        .expect("connected");
+    let local = stream.local_addr().expect("local address");
+    let (mut slow, _) = tokio_tungstenite::client_async(format!("ws://{address}/ws"), stream)
+        .await
+        .expect("upgraded");
+    slow.send(Message::Text(
+        json!({"type": "subscribe", "tutor_id": tutor,
+               "from": days_ahead_at(1, 0, 0).to_rfc3339(),
+               "to": days_ahead_at(32, 0, 0).to_rfc3339()})
+        .to_string()
+        .into(),
+    ))
+    .await
+    .expect("sent");
+    (slow, local)
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let mut fast = Client::connect(&app, None).await;
+    fast.subscribe(tutor.id, 31).await;
+    // A client with a small receive window that, once subscribed, never reads again.
+    let (mut slow, _) = a_client_that_will_not_read(&app, tutor.id).await;
+
+    // Each change of availability sends every subscriber an event and a 31-day snapshot of
+    // fragmented free time (about 9 KB), far more than the slow client's buffers hold.
+    let mut rules = fragmented_rules();
     let mut closed = None;
     for round in 0..200 {
         rules["buffer_minutes"] = json!(round % 2 * 30);
@@ -410,6 +430,57 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
         .await
         .assert_status(201);
     assert_eq!(fast.next_of("slot.booked").await["type"], "slot.booked");
+}
+
+#[actix_web::test]
+async fn a_client_that_never_reads_again_loses_its_tcp_connection_too() {
+    let app = spawn_app_with(|settings| {
+        settings.realtime.ping_every = Duration::from_millis(200);
+        settings.realtime.silence_limit = Duration::from_secs(1);
+    })
+    .await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let (_slow, client) = a_client_that_will_not_read(&app, tutor.id).await;
+    let server_port: u16 = app
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("the server's port");
+    // Whether the server still holds its end of the slow client's TCP connection, from the
+    // kernel's table of TCP sockets (ports in hexadecimal, state 01 = established).
+    let server_end_open = || {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("the TCP table");
+        let (local, remote) = (
+            format!(":{server_port:04X}"),
+            format!(":{:04X}", client.port()),
+        );
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3
+                && fields[1].ends_with(&local)
+                && fields[2].ends_with(&remote)
+                && fields[3] == "01"
+        })
+    };
+    assert!(server_end_open());
+    // Fill every buffer between the two (9 KB a change), then stop: the server gives up on the
+    // client, and the kernel drops the connection once its data has waited a silence limit.
+    let mut rules = fragmented_rules();
+    for round in 0..40 {
+        rules["buffer_minutes"] = json!(round % 2 * 30);
+        app.put("/tutors/me/availability", Some(&tutor.token), &rules)
+            .await
+            .assert_status(200);
+    }
+    eventually(
+        "the server drops the TCP connection of a client that never reads",
+        || {
+            let open = server_end_open();
+            async move { !open }
+        },
+    )
+    .await;
 }
 
 #[actix_web::test]
