@@ -3,6 +3,7 @@
 //! so after every (re)connection each tutor's actor reloads and every subscriber gets a fresh
 //! snapshot.
 
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +18,13 @@ use super::Hub;
 use super::events::{Announcement, ServerMessage};
 use crate::routes::views::SessionView;
 use crate::scheduling::Registry;
-use crate::store::sessions;
+use crate::store::sessions::{self, SessionRecord};
 
 /// The channel `tutoring_emit` announces on.
 pub const CHANNEL: &str = "tutoring_events";
 
-/// Session updates waiting to be read and sent; beyond this they are dropped (and logged), so a
-/// slow database cannot make the listener fall behind.
+/// Session updates waiting to be read and sent (all read together, with one query); beyond this
+/// they are dropped (and logged), so a slow database cannot make the listener fall behind.
 const SESSION_UPDATE_QUEUE: usize = 1024;
 
 /// Listens until the runtime stops or the pool is closed, reconnecting as needed. Should the loop ever panic, it is
@@ -162,27 +163,43 @@ fn announce(
     }
 }
 
-/// Reads each updated session as it is now and tells both participants, in announcement order.
+/// Reads each updated session as it is now and tells both participants, in announcement order:
+/// all the updates waiting at once, with one query.
 fn spawn_session_updater(pool: PgPool, hub: Hub) -> mpsc::Sender<(Uuid, Uuid, Uuid)> {
     let (sender, mut receiver) = mpsc::channel::<(Uuid, Uuid, Uuid)>(SESSION_UPDATE_QUEUE);
     tokio::spawn(async move {
-        while let Some((session_id, tutor_id, student_id)) = receiver.recv().await {
-            match sessions::find(&pool, session_id).await {
-                Ok(Some(record)) => {
-                    let session =
-                        serde_json::to_value(SessionView::from(&record)).unwrap_or_default();
-                    if let Ok(json) =
-                        serde_json::to_string(&ServerMessage::SessionUpdated { session })
-                    {
-                        let json: Arc<str> = json.into();
-                        hub.publish_user(tutor_id, Arc::clone(&json));
-                        hub.publish_user(student_id, json);
+        let mut waiting = Vec::with_capacity(SESSION_UPDATE_QUEUE);
+        while receiver.recv_many(&mut waiting, SESSION_UPDATE_QUEUE).await > 0 {
+            // A session updated twice while waiting is read, and sent, once.
+            let mut seen = HashSet::new();
+            waiting.retain(|(session_id, _, _)| seen.insert(*session_id));
+            let ids: Vec<Uuid> = waiting
+                .iter()
+                .map(|(session_id, _, _)| *session_id)
+                .collect();
+            match sessions::find_many(&pool, &ids).await {
+                Ok(records) => {
+                    let mut records: HashMap<Uuid, _> =
+                        records.into_iter().map(|r| (r.id, r)).collect();
+                    for (session_id, tutor_id, student_id) in &waiting {
+                        if let Some(record) = records.remove(session_id) {
+                            tell_participants(&hub, &record, *tutor_id, *student_id);
+                        }
                     }
                 }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(error = %err, "could not read an updated session"),
+                Err(err) => tracing::warn!(error = %err, "could not read updated sessions"),
             }
+            waiting.clear();
         }
     });
     sender
+}
+
+fn tell_participants(hub: &Hub, record: &SessionRecord, tutor_id: Uuid, student_id: Uuid) {
+    let session = serde_json::to_value(SessionView::from(record)).unwrap_or_default();
+    if let Ok(json) = serde_json::to_string(&ServerMessage::SessionUpdated { session }) {
+        let json: Arc<str> = json.into();
+        hub.publish_user(tutor_id, Arc::clone(&json));
+        hub.publish_user(student_id, json);
+    }
 }

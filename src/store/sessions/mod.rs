@@ -59,6 +59,16 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Sess
     .await
 }
 
+/// The sessions with these ids that exist, in no particular order.
+pub async fn find_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<SessionRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM sessions WHERE id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
 /// The active sessions of a tutor that end after `after`, by start: what the tutor's actor
 /// holds in memory.
 pub async fn busy_of_tutor(
