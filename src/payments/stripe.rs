@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use super::{ChargeOutcome, ChargeRequest, ChargeStatus, ProviderError};
 
+/// The refund reference kept for a charge Stripe says was refunded already.
+pub const ALREADY_REFUNDED: &str = "already_refunded";
+
 /// Stripe's API, unless configured otherwise (tests point it at a local server).
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 
@@ -118,7 +121,8 @@ impl StripeProvider {
         }
     }
 
-    /// Refunds a PaymentIntent in full; returns the refund's id.
+    /// Refunds a PaymentIntent in full; returns the refund's id ([`ALREADY_REFUNDED`] when
+    /// Stripe says the charge was refunded before, without naming the refund).
     pub async fn refund(&self, intent_id: &str) -> Result<String, ProviderError> {
         let (status, body) = self
             .post(
@@ -129,6 +133,11 @@ impl StripeProvider {
             .await?;
         match body["id"].as_str() {
             Some(id) if status.is_success() => Ok(id.to_owned()),
+            // Refunded by an earlier attempt whose answer was lost, too long ago for its key to
+            // be remembered: the money is back all the same.
+            _ if status.is_client_error() && body["error"]["code"] == "charge_already_refunded" => {
+                Ok(ALREADY_REFUNDED.to_owned())
+            }
             _ => Err(ProviderError(format!(
                 "Stripe refused the refund ({status})"
             ))),

@@ -293,6 +293,22 @@ async fn a_late_answer_never_undoes_what_the_webhook_settled() {
 
 #[actix_web::test]
 async fn a_refund_stripe_fails_at_cancellation_is_made_by_the_next_sweep() {
+    refund_failed_at_cancellation_then_swept(refund_of("pi_paid")).await;
+}
+
+#[actix_web::test]
+async fn a_refund_stripe_made_but_whose_answer_was_lost_long_ago_is_settled_by_the_sweep() {
+    // Too late for the idempotency key: Stripe says the charge is refunded already.
+    refund_failed_at_cancellation_then_swept(ResponseTemplate::new(400).set_body_json(json!({
+        "error": {"type": "invalid_request_error", "code": "charge_already_refunded",
+                  "message": "Charge ch_1 has already been refunded."},
+    })))
+    .await;
+}
+
+/// A paid session cancelled while Stripe fails the refund; the next sweep asks again and Stripe
+/// answers `next`, which settles the refund.
+async fn refund_failed_at_cancellation_then_swept(next: ResponseTemplate) {
     let stripe = MockServer::start().await;
     let app = stripe_app(&stripe, Duration::from_secs(60)).await;
     let (tutor, student, session) = booked_session(&app).await;
@@ -332,7 +348,7 @@ async fn a_refund_stripe_fails_at_cancellation_is_made_by_the_next_sweep() {
         .and(path("/v1/refunds"))
         .and(header("idempotency-key", "refund-pi_paid"))
         .and(body_string_contains("payment_intent=pi_paid"))
-        .respond_with(refund_of("pi_paid"))
+        .respond_with(next)
         .expect(1)
         .mount(&stripe)
         .await;
