@@ -307,8 +307,11 @@ pub async fn apply_event(
             "payment_intent.succeeded" => {
                 // A charge given up as failed that succeeds after all (an attempt failed, then
                 // the student paid with the same intent) is the session's payment, unless
-                // another charge has taken its place meanwhile.
-                let session: Option<Uuid> = sqlx::query_scalar(
+                // another charge has taken its place meanwhile (and perhaps been refunded).
+                // Under a savepoint: a charge beginning concurrently may take that place first,
+                // and the one-live-charge index then refuses this update.
+                let mut attempt = sqlx::Connection::begin(&mut *tx).await?;
+                let settled: sqlx::Result<Option<Uuid>> = sqlx::query_scalar(
                     "UPDATE payments p SET status = 'succeeded', provider_ref = $2, \
                                            updated_at = now() \
                      WHERE provider = $1 \
@@ -318,14 +321,27 @@ pub async fn apply_event(
                                     SELECT 1 FROM payments o \
                                     WHERE o.session_id = p.session_id AND o.id <> p.id \
                                       AND o.status IN ('pending', 'requires_action', \
-                                                       'succeeded')))) \
+                                                       'succeeded', 'refunded')))) \
                      RETURNING session_id",
                 )
                 .bind(provider)
                 .bind(charge_ref)
                 .bind(event.payment_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(&mut *attempt)
+                .await;
+                let session = match settled {
+                    Ok(session) => {
+                        attempt.commit().await?;
+                        session
+                    }
+                    Err(sqlx::Error::Database(err))
+                        if err.constraint() == Some("payments_one_live_per_session") =>
+                    {
+                        attempt.rollback().await?;
+                        None
+                    }
+                    Err(err) => return Err(err),
+                };
                 match session {
                     Some(session) => {
                         mark_session_paid(&mut tx, session).await?;

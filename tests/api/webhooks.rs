@@ -4,7 +4,10 @@ use serde_json::{Value, json};
 use tutoring::payments::webhook::sign;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, all_day_rules, days_ahead_at, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, TestUser, all_day_rules, days_ahead_at, read, spawn_app, spawn_app_with,
+    until_a_query_waits_on_a_lock,
+};
 
 const SECRET: &str = "whsec_test_secret";
 
@@ -23,11 +26,11 @@ fn event(id: &str, kind: &str, object: Value) -> String {
 
 /// A booked session with a pending Stripe charge `intent`.
 async fn pending_stripe_charge(app: &TestApp, intent: &str) -> Uuid {
-    stripe_charge(app, intent, "pending").await
+    stripe_charge(app, intent, "pending").await.1
 }
 
-/// A booked session with a Stripe charge `intent` in `status`.
-async fn stripe_charge(app: &TestApp, intent: &str, status: &str) -> Uuid {
+/// A booked session with a Stripe charge `intent` in `status`, and its student.
+async fn stripe_charge(app: &TestApp, intent: &str, status: &str) -> (TestUser, Uuid) {
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
     let student = app.student().await;
     let booked = app
@@ -49,8 +52,8 @@ async fn stripe_charge(app: &TestApp, intent: &str, status: &str) -> Uuid {
     .bind(status)
     .execute(&app.db)
     .await
-    .expect("a pending charge");
-    session
+    .expect("a charge");
+    (student, session)
 }
 
 async fn session_payment(app: &TestApp, session: Uuid) -> (String, String) {
@@ -154,12 +157,23 @@ async fn a_charge_waiting_on_the_student_survives_a_failed_attempt_and_a_late_su
     };
     // The student's card fails its check; the intent takes another attempt (same client
     // secret), so the charge stays theirs, and a second charge cannot start beside it.
-    let waiting = stripe_charge(&app, "pi_3ds", "requires_action").await;
+    let (student, waiting) = stripe_charge(&app, "pi_3ds", "requires_action").await;
     send("evt_a", "payment_intent.payment_failed", "pi_3ds").await;
     assert_eq!(
         session_payment(&app, waiting).await,
         ("unpaid".into(), "requires_action".into())
     );
+    app.client
+        .post(app.url("/payment/charge"))
+        .bearer_auth(&student.token)
+        .header("Idempotency-Key", "another-card")
+        .json(&json!({"session_id": waiting}))
+        .send()
+        .await
+        .map(read)
+        .expect("sent")
+        .await
+        .assert_problem(409, "payment_in_progress");
     send("evt_b", "payment_intent.succeeded", "pi_3ds").await;
     assert_eq!(
         session_payment(&app, waiting).await,
@@ -178,6 +192,45 @@ async fn a_charge_waiting_on_the_student_survives_a_failed_attempt_and_a_late_su
         session_payment(&app, given_up).await,
         ("paid".into(), "succeeded".into())
     );
+}
+
+#[actix_web::test]
+async fn a_late_success_racing_a_new_charge_is_acknowledged_and_the_new_charge_stays() {
+    let app = app_with_secret().await;
+    let (_, session) = stripe_charge(&app, "pi_given_up", "failed").await;
+    // A new charge of the session is being written, not yet committed, as the given-up one's
+    // success arrives: the success waits on it, then finds its place taken.
+    let mut beginning = app.db.begin().await.expect("a transaction");
+    sqlx::query(
+        "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
+                               currency, status) \
+         VALUES ($1, $2, 'stripe', 'new-key', 12000, 'BRL', 'pending')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(session)
+    .execute(&mut *beginning)
+    .await
+    .expect("a new charge");
+    let body = event(
+        "evt_late",
+        "payment_intent.succeeded",
+        json!({"id": "pi_given_up"}),
+    );
+    let signature = sign(SECRET, now(), body.as_bytes());
+    let delivered = app.stripe_webhook(&body, &signature);
+    let begun = async {
+        until_a_query_waits_on_a_lock(&app).await;
+        beginning.commit().await.expect("committed");
+    };
+    let (delivered, ()) = futures_util::join!(delivered, begun);
+    assert_eq!(delivered.assert_status(200)["duplicate"], false);
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM payments WHERE session_id = $1 ORDER BY status")
+            .bind(session)
+            .fetch_all(&app.db)
+            .await
+            .expect("payments");
+    assert_eq!(statuses, ["failed", "pending"]);
 }
 
 #[actix_web::test]
