@@ -84,7 +84,9 @@ pub async fn reschedule(
                 price_cents = CASE WHEN s.payment_status = 'unpaid' AND NOT EXISTS ( \
                                        SELECT 1 FROM payments p WHERE p.session_id = s.id \
                                          AND p.status IN ('pending', 'requires_action')) \
-                                   THEN (s.price_per_hour_cents * $4 + 30) / 60 \
+                                   THEN (COALESCE(s.price_per_hour_cents, \
+                                                  (s.price_cents * 60 + s.duration_minutes / 2) \
+                                                      / s.duration_minutes) * $4 + 30) / 60 \
                                    ELSE s.price_cents END, \
                 updated_at = now() \
          WHERE s.id = $1 \
