@@ -35,6 +35,9 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// out (its writes block, and it is closed with 1013) after a few hundred kilobytes.
 const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
+/// The least time a connection's data may wait on its peer before the kernel drops it.
+const MIN_UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(1);
+
 /// Connections the kernel queues before the server accepts them. The standard library listens
 /// with 128, and a burst larger than that (hundreds of students opening the app as a popular
 /// tutor's week opens) had connections dropped, each costing its client a second's retry or a
@@ -60,6 +63,7 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// kernel drops the connection (`unacknowledged_limit`: a WebSocket's silence limit). Without
 /// that limit such a connection would stay open after the server gave up on it, holding its
 /// buffers until the peer left.
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn bound_connection(connection: &dyn std::any::Any, unacknowledged_limit: Duration) {
     let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
@@ -68,6 +72,8 @@ fn bound_connection(connection: &dyn std::any::Any, unacknowledged_limit: Durati
     if let Err(err) = socket.set_send_buffer_size(SEND_BUFFER_BYTES) {
         tracing::debug!(error = %err, "could not bound a connection's send buffer");
     }
+    // Linux's option; elsewhere such a connection lasts until its peer leaves.
+    #[cfg(target_os = "linux")]
     if let Err(err) = socket.set_tcp_user_timeout(Some(unacknowledged_limit)) {
         tracing::debug!(error = %err, "could not bound how long a connection's data waits");
     }
@@ -185,7 +191,11 @@ impl Application {
         let db = web::Data::new(pool.clone());
         let auth = web::Data::new(auth);
         let request_timeout = settings.request_timeout;
-        let unacknowledged_limit = settings.realtime.silence_limit;
+        // Never so short that a retransmission or two on a lossy network would end a connection.
+        let unacknowledged_limit = settings
+            .realtime
+            .silence_limit
+            .max(MIN_UNACKNOWLEDGED_LIMIT);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(db.clone())

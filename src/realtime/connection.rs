@@ -2,7 +2,8 @@
 //! per subscription (snapshot, then the tutor's events in order), writes through one bounded
 //! queue, pings every 10 s and closes a connection silent for 30 s (configurable). A client that
 //! cannot keep up (its queue full, or its subscription fallen behind the tutor's feed) is closed
-//! with 1013 rather than buffered without bound; one whose token is revoked or expires, with 1008.
+//! with 1013 rather than buffered without bound; one whose token is revoked or expires, or whose
+//! account is deactivated, with 1008.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,7 +45,8 @@ struct WsQuery {
 }
 
 /// Upgrades to a WebSocket; an optional `?token=` authenticates the connection (a bad one is
-/// refused with `401` before the upgrade) until it is revoked or expires.
+/// refused with `401` before the upgrade, one of a deactivated account with `404`) until it is
+/// revoked or expires, or its account is deactivated.
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
@@ -56,6 +58,9 @@ async fn upgrade(
     let credentials = match query.token.as_deref() {
         Some(token) => {
             let claims = AuthUser::from_token(&auth, token)?.claims;
+            if auth.revoked.is_deactivated(claims.sub) {
+                return Err(ApiError::account_not_found());
+            }
             Some(Credentials {
                 user_id: claims.sub,
                 jti: claims.jti,

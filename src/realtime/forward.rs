@@ -225,8 +225,8 @@ impl Drop for UserSubscription {
 }
 
 /// The token a connection was opened with. It authenticates the connection for as long as it
-/// would authenticate a request: session updates stop, and the connection closes, once it is
-/// revoked or expires.
+/// would act for its account in a request: session updates stop, and the connection closes,
+/// once it is revoked or expires, or the account is deactivated.
 #[derive(Clone)]
 pub(super) struct Credentials {
     pub(super) user_id: Uuid,
@@ -243,6 +243,8 @@ impl Credentials {
             Some("the token has been revoked")
         } else if Utc::now().timestamp() >= self.expires_at {
             Some("the token has expired")
+        } else if self.revoked.is_deactivated(self.user_id) {
+            Some("the account is deactivated")
         } else {
             None
         }

@@ -239,6 +239,30 @@ async fn a_bad_message_gets_an_error_and_the_connection_stays_usable() {
 }
 
 #[actix_web::test]
+async fn a_deactivated_accounts_connection_closes_with_1008_and_its_token_cannot_open_another() {
+    let app = spawn_app_with(|settings| {
+        settings.realtime.ping_every = Duration::from_millis(200);
+    })
+    .await;
+    let student = app.student().await;
+    let mut socket = Client::connect(&app, Some(&student.token)).await;
+    app.delete("/students/me", Some(&student.token))
+        .await
+        .assert_status(200);
+    assert_eq!(socket.close_code().await, Some(1008));
+    let base = app.address.replace("http://", "ws://");
+    let refused = tokio_tungstenite::connect_async(format!("{base}/ws?token={}", student.token))
+        .await
+        .expect_err("the upgrade is refused");
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 404);
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
 async fn a_bad_token_is_refused_before_the_upgrade() {
     let app = spawn_app().await;
     let base = app.address.replace("http://", "ws://");
@@ -436,7 +460,7 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
 async fn a_client_that_never_reads_again_loses_its_tcp_connection_too() {
     let app = spawn_app_with(|settings| {
         settings.realtime.ping_every = Duration::from_millis(200);
-        settings.realtime.silence_limit = Duration::from_secs(1);
+        settings.realtime.silence_limit = Duration::from_secs(3);
     })
     .await;
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
@@ -447,37 +471,51 @@ async fn a_client_that_never_reads_again_loses_its_tcp_connection_too() {
         .next()
         .and_then(|port| port.parse().ok())
         .expect("the server's port");
-    // Whether the server still holds its end of the slow client's TCP connection, from the
-    // kernel's table of TCP sockets (ports in hexadecimal, state 01 = established).
-    let server_end_open = || {
+    // The server's end of the slow client's TCP connection, from the kernel's table of TCP
+    // sockets (ports in hexadecimal): its state (01 = established) and the bytes it has queued
+    // to send, when it exists in any state.
+    let server_end = || {
         let table = std::fs::read_to_string("/proc/net/tcp").expect("the TCP table");
         let (local, remote) = (
             format!(":{server_port:04X}"),
             format!(":{:04X}", client.port()),
         );
-        table.lines().skip(1).any(|line| {
+        table.lines().skip(1).find_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 3
-                && fields[1].ends_with(&local)
-                && fields[2].ends_with(&remote)
-                && fields[3] == "01"
+            let ours =
+                fields.len() > 4 && fields[1].ends_with(&local) && fields[2].ends_with(&remote);
+            let queued = fields.get(4)?.split(':').next()?;
+            ours.then(|| {
+                (
+                    fields[3].to_owned(),
+                    u64::from_str_radix(queued, 16).unwrap_or(0),
+                )
+            })
         })
     };
-    assert!(server_end_open());
-    // Fill every buffer between the two (9 KB a change), then stop: the server gives up on the
-    // client, and the kernel drops the connection once its data has waited a silence limit.
+    // Fill every buffer between the two (9 KB a change) until the server's end holds tens of
+    // kilobytes the client will not take (within the silence limit, after which the server
+    // stops sending).
     let mut rules = fragmented_rules();
-    for round in 0..40 {
+    let mut round = 0;
+    while !matches!(server_end(), Some((state, queued)) if state == "01" && queued >= 32 * 1024) {
+        assert!(
+            round < 200,
+            "the server never had data waiting on the client"
+        );
         rules["buffer_minutes"] = json!(round % 2 * 30);
         app.put("/tutors/me/availability", Some(&tutor.token), &rules)
             .await
             .assert_status(200);
+        round += 1;
     }
+    // The server gives up on the client, and the kernel drops the connection, in whatever state
+    // it was left, once its data has waited a silence limit.
     eventually(
         "the server drops the TCP connection of a client that never reads",
         || {
-            let open = server_end_open();
-            async move { !open }
+            let gone = server_end().is_none();
+            async move { gone }
         },
     )
     .await;
@@ -696,10 +734,8 @@ async fn a_message_too_big_closes_with_1009_and_text_not_utf8_with_1007() {
 
 #[actix_web::test]
 async fn a_connection_whose_token_is_revoked_gets_no_more_session_updates_and_closes_with_1008() {
-    let app = spawn_app_with(|settings| {
-        settings.realtime.ping_every = Duration::from_millis(200);
-    })
-    .await;
+    // Heartbeats far apart: the update itself finds the token revoked.
+    let app = spawn_app().await;
     let tutor = app.tutor_with_rules(&all_day_rules()).await;
     let student = app.student().await;
     let mut socket = Client::connect(&app, Some(&student.token)).await;
