@@ -171,11 +171,33 @@ async fn list_tutors(
             })
             .buffered(CONCURRENT_LOOKUPS);
         let mut examined = 0;
-        while let Some((account, free)) = answers.next().await {
+        loop {
+            let next = match stop_at {
+                Some(at) => match tokio::time::timeout_at(at.into(), answers.next()).await {
+                    Ok(next) => next,
+                    // Out of time while a tutor is still being read: resume from it.
+                    Err(_) => {
+                        more = true;
+                        break 'scan;
+                    }
+                },
+                None => answers.next().await,
+            };
+            let Some((account, free)) = next else { break };
+            let free = match free {
+                Ok(free) => free,
+                // Schedules became unreadable (the database went away) after some were read:
+                // the page found so far, resuming from this tutor.
+                Err(_) if !items.is_empty() => {
+                    more = true;
+                    break 'scan;
+                }
+                Err(err) => return Err(err),
+            };
             examined += 1;
             scanned += 1;
             after = Some((account.created_at, account.id));
-            if free? {
+            if free {
                 items.push(UserView::of(&account, None));
             }
             let out_of_time = stop_at.is_some_and(|at| Instant::now() >= at);
