@@ -72,19 +72,19 @@ impl Outgoing {
     }
 
     pub(super) fn error(&self, code: &'static str, message: impl Into<String>) {
-        self.push_message(&ServerMessage::Error {
-            code,
-            message: message.into(),
-            tutor_id: None,
-        });
+        self.push_error(code, message.into(), None);
     }
 
     /// An error that ends the subscription to `tutor_id`, saying which one it ended.
     fn subscription_error(&self, tutor_id: Uuid, code: &'static str, message: &str) {
+        self.push_error(code, message.to_owned(), Some(tutor_id));
+    }
+
+    fn push_error(&self, code: &'static str, message: String, tutor_id: Option<Uuid>) {
         self.push_message(&ServerMessage::Error {
             code,
-            message: message.to_owned(),
-            tutor_id: Some(tutor_id),
+            message,
+            tutor_id,
         });
     }
 }
