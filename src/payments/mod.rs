@@ -19,7 +19,8 @@ pub struct ChargeRequest {
     pub payment_id: uuid::Uuid,
     pub amount_cents: i64,
     pub currency: String,
-    /// Sent to the provider, so a retried charge is never made twice.
+    /// Sent to the provider, so a retried charge is never made twice: the same for every
+    /// attempt of one payment.
     pub idempotency_key: String,
     pub session_id: uuid::Uuid,
     pub payment_method: Option<String>,

@@ -126,7 +126,7 @@ async fn charge(
     // The same key answers with its first payment, whatever the session became since; a
     // charge the provider never answered (network failure) is sent again with the same key,
     // which the provider deduplicates.
-    let existing = payments::find_by_key(&db, provider.name(), &key).await?;
+    let existing = payments::find_by_key(&db, provider.name(), student.id(), &key).await?;
     if let Some(existing) = &existing
         && existing.session_id == session.id
         && existing.status != "pending"
@@ -151,6 +151,7 @@ async fn charge(
         None => {
             let charge = NewCharge {
                 session_id: session.id,
+                student_id: student.id(),
                 provider: provider.name(),
                 key: &key,
                 payment_method,
@@ -214,7 +215,9 @@ async fn send(
         session_id: payment.session_id,
         amount_cents: payment.amount_cents,
         currency: payment.currency.clone(),
-        idempotency_key: payment.idempotency_key.clone(),
+        // Ours, one per payment: students' keys are theirs alone, and must never meet the keys
+        // this server sends the provider for its own requests (cancellations, refunds).
+        idempotency_key: format!("charge-{}", payment.id),
         payment_method: payment.payment_method.clone(),
     };
     let outcome = provider

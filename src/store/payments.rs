@@ -69,6 +69,8 @@ const ACTION_ABANDONED_AFTER_SECS: f64 = 15.0 * 60.0;
 #[derive(Debug, Clone, Copy)]
 pub struct NewCharge<'a> {
     pub session_id: Uuid,
+    /// The session's student, who charges it; `key` is theirs.
+    pub student_id: Uuid,
     pub provider: &'a str,
     pub key: &'a str,
     pub payment_method: Option<&'a str>,
@@ -87,11 +89,12 @@ pub struct NewCharge<'a> {
 pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginError> {
     let NewCharge {
         session_id,
+        student_id,
         provider,
         key,
         payment_method,
     } = charge;
-    if let Some(existing) = find_by_key(pool, provider, key).await? {
+    if let Some(existing) = find_by_key(pool, provider, student_id, key).await? {
         return if existing.session_id == session_id {
             Ok(Begun::Replay(existing))
         } else {
@@ -101,10 +104,11 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
     let inserted: Result<PaymentRecord, sqlx::Error> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
-                                   currency, payment_method, status) \
-             SELECT $1, s.id, $3, $4, s.price_cents, s.currency, $5, 'pending' \
+                                   currency, payment_method, status, student_id) \
+             SELECT $1, s.id, $3, $4, s.price_cents, s.currency, $5, 'pending', s.student_id \
              FROM sessions s \
              WHERE s.id = $2 AND s.status = 'scheduled' AND s.payment_status = 'unpaid' \
+               AND s.student_id = $6 \
              FOR KEY SHARE \
              RETURNING {COLUMNS}"
         )))
@@ -113,6 +117,7 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
         .bind(provider)
         .bind(key)
         .bind(payment_method)
+        .bind(student_id)
         .fetch_one(pool)
         .await;
     match inserted {
@@ -189,12 +194,15 @@ pub async fn find(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<Option<Paymen
 pub async fn find_by_key(
     pool: &PgPool,
     provider: &str,
+    student_id: Uuid,
     key: &str,
 ) -> sqlx::Result<Option<PaymentRecord>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE provider = $1 AND idempotency_key = $2"
+        "SELECT {COLUMNS} FROM payments \
+         WHERE provider = $1 AND student_id = $2 AND idempotency_key = $3"
     )))
     .bind(provider)
+    .bind(student_id)
     .bind(key)
     .fetch_optional(pool)
     .await

@@ -13,7 +13,7 @@ use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, spawn_app_with};
-use crate::stripe::{booked_session, charge};
+use crate::stripe::{a_charge_key, booked_session, charge, stripe_key_of};
 
 const KEY: &str = "sk_test_local";
 const WEBHOOK_SECRET: &str = "whsec_recovery";
@@ -132,7 +132,10 @@ async fn an_abandoned_charge_is_settled_exactly_as_first_sent_before_another_beg
         .expect("aged");
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "first-key"))
+        .and(header(
+            "idempotency-key",
+            stripe_key_of(&app, "first-key").await.as_str(),
+        ))
         .and(body_string_contains("payment_method=pm_first_card"))
         .respond_with(ResponseTemplate::new(402).set_body_json(json!({"error": {
             "type": "card_error", "code": "card_declined", "decline_code": "expired_card",
@@ -144,7 +147,7 @@ async fn an_abandoned_charge_is_settled_exactly_as_first_sent_before_another_beg
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "second-key"))
+        .and(a_charge_key())
         .and(body_string_contains("payment_method=pm_second_card"))
         .respond_with(intent("pi_second", "succeeded"))
         .expect(1)
@@ -200,7 +203,8 @@ async fn take_over_a_waiting_charge(cancelled: ResponseTemplate) {
     let (_, student, session) = booked_session(&app).await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "waiting-key"))
+        .and(a_charge_key())
+        .and(body_string_contains("payment_method=pm_card_3ds"))
         .respond_with(intent("pi_waiting", "requires_action"))
         .expect(1)
         .mount(&stripe)
@@ -225,7 +229,8 @@ async fn take_over_a_waiting_charge(cancelled: ResponseTemplate) {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "other-key"))
+        .and(a_charge_key())
+        .and(body_string_contains("payment_method=pm_card_visa"))
         .respond_with(intent("pi_other", "succeeded"))
         .expect(1)
         .mount(&stripe)

@@ -350,6 +350,7 @@ async fn a_charge_begins_only_on_a_session_still_scheduled_and_unpaid() {
         .expect("paid");
     let charge = |session_id, key| NewCharge {
         session_id,
+        student_id: student.id,
         provider: "fake",
         key,
         payment_method: None,
@@ -369,4 +370,25 @@ async fn a_charge_begins_only_on_a_session_still_scheduled_and_unpaid() {
         .await
         .expect("count");
     assert_eq!(charges, 0);
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_is_the_students_own() {
+    let app = spawn_app().await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let (first, second) = (app.student().await, app.student().await);
+    let sessions = [
+        booked(&app, &tutor, &first, 2).await,
+        booked(&app, &tutor, &second, 3).await,
+    ];
+    // Both use the key "1": each pays for their own session.
+    for (student, session) in [(&first, sessions[0]), (&second, sessions[1])] {
+        let paid = charge(&app, student, json!({"session_id": session}), Some("1")).await;
+        assert_eq!(paid.assert_status(201)["session_id"], session.to_string());
+    }
+    // One student's key is still one charge.
+    let other = booked(&app, &tutor, &first, 4).await;
+    charge(&app, &first, json!({"session_id": other}), Some("1"))
+        .await
+        .assert_problem(422, "idempotency_key_reused");
 }

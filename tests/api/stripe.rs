@@ -2,7 +2,9 @@
 
 use serde_json::json;
 use uuid::Uuid;
-use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::matchers::{
+    HeaderRegexMatcher, body_string_contains, header, header_regex, method, path,
+};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, read, spawn_app_with};
@@ -17,6 +19,25 @@ async fn app_on(api_base: &str) -> TestApp {
         settings.payments.stripe_api_base = Some(api_base);
     })
     .await
+}
+
+/// Matches the idempotency key the server sends Stripe with a charge: one of its own per payment,
+/// never the student's.
+pub fn a_charge_key() -> HeaderRegexMatcher {
+    header_regex(
+        "idempotency-key",
+        "^charge-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    )
+}
+
+/// The idempotency key the server sends Stripe for the payment a student made under `key`.
+pub async fn stripe_key_of(app: &TestApp, key: &str) -> String {
+    let payment: Uuid = sqlx::query_scalar("SELECT id FROM payments WHERE idempotency_key = $1")
+        .bind(key)
+        .fetch_one(&app.db)
+        .await
+        .expect("the payment made under that key");
+    format!("charge-{payment}")
 }
 
 pub async fn booked_session(
@@ -62,7 +83,7 @@ async fn a_charge_creates_one_confirmed_payment_intent_and_a_retry_reuses_it() {
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
         .and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .and(header("idempotency-key", "charge-1"))
+        .and(a_charge_key())
         .and(body_string_contains("amount=12000"))
         .and(body_string_contains("currency=brl"))
         .and(body_string_contains(
@@ -81,6 +102,12 @@ async fn a_charge_creates_one_confirmed_payment_intent_and_a_retry_reuses_it() {
     let again = charge(&app, &student.token, session, "pm_card_visa", "charge-1").await;
     assert_eq!(first.assert_status(201)["status"], "succeeded");
     assert_eq!(first.body, again.body);
+    // Stripe was sent the payment's own key, not the student's.
+    let sent = stripe.received_requests().await.expect("recorded");
+    assert_eq!(
+        sent[0].headers.get("idempotency-key").map(|v| v.as_bytes()),
+        Some(stripe_key_of(&app, "charge-1").await.as_bytes())
+    );
     let state: (String, Option<String>) = sqlx::query_as(
         "SELECT s.payment_status, p.provider_ref FROM sessions s JOIN payments p ON p.session_id = s.id \
          WHERE s.id = $1",
@@ -173,7 +200,10 @@ async fn a_network_failure_is_a_503_and_the_same_key_retries_the_same_charge() {
     // The same key goes to Stripe again, with the same Idempotency-Key.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "charge-3"))
+        .and(header(
+            "idempotency-key",
+            stripe_key_of(&app, "charge-3").await.as_str(),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "pi_retry", "object": "payment_intent", "status": "succeeded",
         })))
@@ -191,7 +221,8 @@ async fn a_charge_stripe_refuses_outright_is_a_failed_payment_and_another_may_fo
     let (_, student, session) = booked_session(&app).await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "charge-bad-method"))
+        .and(a_charge_key())
+        .and(body_string_contains("payment_method=pm_gone"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
             "type": "invalid_request_error", "code": "resource_missing",
             "param": "payment_method", "message": "No such PaymentMethod: 'pm_gone'",
@@ -219,7 +250,8 @@ async fn a_charge_stripe_refuses_outright_is_a_failed_payment_and_another_may_fo
     // The session is not stuck: a charge with a good card goes through.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("idempotency-key", "charge-good-method"))
+        .and(a_charge_key())
+        .and(body_string_contains("payment_method=pm_card_visa"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "pi_after_refusal", "object": "payment_intent", "status": "succeeded",
         })))
