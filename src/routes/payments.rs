@@ -215,9 +215,7 @@ async fn send(
         session_id: payment.session_id,
         amount_cents: payment.amount_cents,
         currency: payment.currency.clone(),
-        // Ours, one per payment: students' keys are theirs alone, and must never meet the keys
-        // this server sends the provider for its own requests (cancellations, refunds).
-        idempotency_key: format!("charge-{}", payment.id),
+        idempotency_key: payment.provider_key(),
         payment_method: payment.payment_method.clone(),
     };
     let outcome = provider

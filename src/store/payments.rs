@@ -22,10 +22,25 @@ pub struct PaymentRecord {
     /// What the charge was asked with, kept to send it again exactly as first sent.
     pub payment_method: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// `None` for a payment begun before keys were kept per student, whose charge went to the
+    /// provider under the student's key.
+    pub student_id: Option<Uuid>,
+}
+
+impl PaymentRecord {
+    /// The key its charge is sent to the provider with, the same for every attempt: one of
+    /// ours, so students' keys never meet there (nor the keys of our cancellations and
+    /// refunds). A payment begun before that was sent the student's key, and keeps it.
+    pub fn provider_key(&self) -> String {
+        match self.student_id {
+            Some(_) => format!("charge-{}", self.id),
+            None => self.idempotency_key.clone(),
+        }
+    }
 }
 
 pub(super) const COLUMNS: &str = "id, session_id, provider, provider_ref, idempotency_key, amount_cents, \
-                       currency, status, client_secret, payment_method, created_at";
+                       currency, status, client_secret, payment_method, created_at, student_id";
 
 /// Why a charge could not begin.
 #[derive(Debug, thiserror::Error)]
