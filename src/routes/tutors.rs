@@ -144,23 +144,34 @@ async fn list_tutors(
         )));
     };
 
-    // With an availability filter, ask the candidates' actors (from memory, a few at a time)
-    // and keep going until the page is full, enough tutors were examined, or half the time
-    // left to the request has gone: a short page with a cursor beats a `503`.
-    const BATCH: usize = 100;
-    let limit = page.limit as usize;
     let stop_at = super::Deadline::of(&req).map(|deadline| {
         let now = Instant::now();
         now + deadline.saturating_duration_since(now) / 2
     });
-    let scheduler = &**scheduler;
+    let found = with_free_slot(&db, &scheduler, &filter, &page, (from, to), stop_at).await?;
+    Ok(web::Json(found))
+}
+
+/// A page of the catalogue filtered by availability: the candidates' actors are asked (from
+/// memory, a few at a time) until the page is full, enough tutors were examined, or `stop_at`
+/// has come (half the time left to the request): a short page with a cursor beats a `503`.
+async fn with_free_slot(
+    db: &PgPool,
+    scheduler: &Registry,
+    filter: &CatalogueFilter<'_>,
+    page: &Page,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    stop_at: Option<Instant>,
+) -> Result<Paginated<UserView>, ApiError> {
+    const BATCH: usize = 100;
+    let limit = page.limit as usize;
     let mut items = Vec::new();
     let mut after = page.after;
     let mut scanned = 0;
     // Whether tutors beyond `after` may remain; one extra row per batch tells.
     let mut more = true;
     'scan: while more && scanned < MAX_SCANNED {
-        let mut batch = accounts::catalogue(&db, &filter, after, BATCH as i64 + 1).await?;
+        let mut batch = accounts::catalogue(db, filter, after, BATCH as i64 + 1).await?;
         more = batch.len() > BATCH;
         batch.truncate(BATCH);
         let last = batch.len();
@@ -212,7 +223,7 @@ async fn list_tutors(
     } else {
         None
     };
-    Ok(web::Json(Paginated { items, next_cursor }))
+    Ok(Paginated { items, next_cursor })
 }
 
 /// Whether a tutor has a bookable start in `[from, to)`; a tutor that is gone, or whose
