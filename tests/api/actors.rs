@@ -144,3 +144,85 @@ async fn a_taken_slot_asked_too_soon_or_with_a_bad_duration_gets_that_code_not_s
         .assert_problem(422, "too_soon");
     assert_eq!(app.registry.view_answers() - answered_from_view, 3);
 }
+
+#[actix_web::test]
+async fn an_actor_kept_running_through_its_idle_checks_keeps_every_change_to_its_sessions() {
+    // Idle checks every 100 ms, which also forget what memory no longer needs; a live
+    // subscriber keeps the actor running through them.
+    let app = spawn_app_with(|s| s.scheduling.tutor_idle = Duration::from_millis(200)).await;
+    let tutor = app.tutor_with_rules(&all_day_rules()).await;
+    let mut live = crate::live::Client::connect(&app, None).await;
+    live.subscribe(tutor.id, 7).await;
+    let student = app.student().await;
+    let (mut taken, mut freed) = (Vec::new(), Vec::new());
+    let mut poll = actix_web::rt::time::interval(Duration::from_millis(100));
+    for hour in 0..15 {
+        poll.tick().await;
+        let start = days_ahead_at(2, hour, 0);
+        let booked = app.book(&student, tutor.id, start, 60).await;
+        let id = booked.assert_status(201)["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
+        match hour % 3 {
+            0 => taken.push(start),
+            1 => {
+                app.post(
+                    &format!("/sessions/{id}/cancel"),
+                    Some(&student.token),
+                    &json!({}),
+                )
+                .await
+                .assert_status(200);
+                freed.push(start);
+            }
+            _ => {
+                let moved_to = days_ahead_at(3, hour, 0);
+                app.post(
+                    &format!("/sessions/{id}/reschedule"),
+                    Some(&student.token),
+                    &json!({"scheduled_at": moved_to.to_rfc3339()}),
+                )
+                .await
+                .assert_status(200);
+                freed.push(start);
+                taken.push(moved_to);
+            }
+        }
+    }
+    assert_eq!(app.registry.activations(), 1, "one actor all along");
+    // Its memory agrees with every change: the slots it lists (from memory alone) leave out
+    // the taken times and offer the freed ones; and another student's bookings agree.
+    let mut listed = Vec::new();
+    for day in [2, 3] {
+        let slots = app.get(&slots_path(tutor.id, day), None).await;
+        listed.extend(starts(slots.assert_status(200)));
+    }
+    let at =
+        |start: &chrono::DateTime<chrono::Utc>| start.to_rfc3339_opts(SecondsFormat::Secs, true);
+    for start in &taken {
+        assert!(
+            !listed.contains(&at(start)),
+            "{} listed, but taken",
+            at(start)
+        );
+    }
+    for start in &freed {
+        assert!(
+            listed.contains(&at(start)),
+            "{} not listed, but freed",
+            at(start)
+        );
+    }
+    let other = app.student().await;
+    for start in taken {
+        app.book(&other, tutor.id, start, 60)
+            .await
+            .assert_problem(409, "slot_taken");
+    }
+    for start in freed {
+        app.book(&other, tutor.id, start, 60)
+            .await
+            .assert_status(201);
+    }
+}

@@ -353,6 +353,7 @@ impl Actor for TutorActor {
         let check_every = IDLE_CHECK.min(idle_timeout / 2);
         ctx.run_interval(check_every, move |act, ctx| {
             act.forget_old_sessions();
+            act.forget_applied_seqs();
             let last_used = act.last_used.max(act.view.last_read());
             if last_used.elapsed() > IDLE_CHECK {
                 act.last_slot_query = None;

@@ -68,4 +68,16 @@ impl TutorActor {
             None => self.remove_session(session_id, seq),
         }
     }
+
+    /// Forgets which event last changed each session, for events already published: memory
+    /// reflects every event up to `seq`, so any change numbered up to it is one already applied
+    /// (as after a reload). Keeps the map from growing for as long as the actor lives.
+    pub(super) fn forget_applied_seqs(&mut self) {
+        if self.reload.is_some() {
+            return; // its replay still needs them
+        }
+        let seq = self.seq;
+        self.session_seqs.retain(|_, applied| *applied > seq);
+        self.session_seq_floor = self.session_seq_floor.max(seq);
+    }
 }
