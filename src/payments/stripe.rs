@@ -98,6 +98,42 @@ impl StripeProvider {
         )))
     }
 
+    /// The PaymentIntent made for our payment, found by the id it carries in its metadata
+    /// (Stripe's search, which may lag a new intent by a minute or so); a succeeded one first.
+    pub async fn find_intent(
+        &self,
+        payment_id: uuid::Uuid,
+    ) -> Result<Option<ChargeOutcome>, ProviderError> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/v1/payment_intents/search", self.api_base),
+            [("query", format!("metadata['payment_id']:'{payment_id}'"))],
+        )
+        .map_err(|err| ProviderError(format!("a bad Stripe address: {err}")))?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.secret_key)
+            .send()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+        let Some(intents) = body["data"].as_array().filter(|_| status.is_success()) else {
+            return Err(ProviderError(format!(
+                "Stripe could not search PaymentIntents ({status})"
+            )));
+        };
+        intents
+            .iter()
+            .find(|intent| intent["status"] == "succeeded")
+            .or_else(|| intents.first())
+            .map(intent_outcome)
+            .transpose()
+    }
+
     /// Cancels a PaymentIntent that still waits on the client. Stripe refuses to cancel one that
     /// has succeeded meanwhile, which is an error here: the webhook settles that payment. One
     /// cancelled already (from Stripe's dashboard, or by an earlier attempt whose answer was

@@ -12,7 +12,7 @@ use crate::auth::StudentUser;
 use crate::domain::{MoneyDto, PaymentStatus, SessionStatus};
 use crate::error::ApiError;
 use crate::payments::webhook::{self, WebhookSecret};
-use crate::payments::{ChargeRequest, Payments, refunds};
+use crate::payments::{ChargeOutcome, ChargeRequest, Payments, ProviderError, refunds};
 use crate::store::payments::{self, BeginError, Begun, NewCharge, PaymentRecord};
 use crate::store::sessions;
 
@@ -203,31 +203,72 @@ async fn settle_abandoned(
     Ok(payments::find(db, abandoned.id).await?.unwrap_or(abandoned))
 }
 
+/// How long after a charge's last attempt its provider, still answering errors, is asked
+/// whether it made the charge at all, and, if it did not, the charge is sent under a new key.
+/// Stripe keeps answering a failed request's error under its key for a day, and its search may
+/// lag a new charge by a minute or so: this is well past that lag.
+const NEW_KEY_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// Sends a pending payment's charge to the provider, exactly as it was first asked for (its own
 /// key, method and amount, so a resend is deduplicated by the provider), and records the answer.
+/// A charge whose provider keeps failing long after its last attempt is looked up, and sent
+/// under a new key only if the provider never made it.
 async fn send(
     db: &PgPool,
     provider: &Payments,
     payment: &PaymentRecord,
 ) -> Result<PaymentRecord, ApiError> {
-    let request = ChargeRequest {
-        payment_id: payment.id,
-        session_id: payment.session_id,
-        amount_cents: payment.amount_cents,
-        currency: payment.currency.clone(),
-        idempotency_key: payment.provider_key(),
-        payment_method: payment.payment_method.clone(),
+    let outcome = match provider.charge(&charge_request(payment)).await {
+        Ok(outcome) => outcome,
+        Err(_) if chrono::Utc::now() - payment.provider_attempted_at >= NEW_KEY_AFTER => {
+            send_under_new_key(db, provider, payment).await?
+        }
+        Err(err) => return Err(ApiError::Unavailable(err.into())),
     };
-    let outcome = provider
-        .charge(&request)
-        .await
-        .map_err(|err| ApiError::Unavailable(err.into()))?;
     let finished = payments::finish(db, payment.id, &outcome).await?;
     if finished.needs_refund {
         // Cancelled while we charged: give the money back now (or on the next sweep).
         refunds::refund_soon(db, provider, vec![payment.session_id]).await;
     }
     Ok(finished.payment)
+}
+
+fn charge_request(payment: &PaymentRecord) -> ChargeRequest {
+    ChargeRequest {
+        payment_id: payment.id,
+        session_id: payment.session_id,
+        amount_cents: payment.amount_cents,
+        currency: payment.currency.clone(),
+        idempotency_key: payment.provider_key(),
+        payment_method: payment.payment_method.clone(),
+    }
+}
+
+/// The charge the provider made for `payment` under an earlier key, or, when it made none, the
+/// answer to the charge sent under the next key.
+async fn send_under_new_key(
+    db: &PgPool,
+    provider: &Payments,
+    payment: &PaymentRecord,
+) -> Result<ChargeOutcome, ApiError> {
+    let unavailable = |err: ProviderError| ApiError::Unavailable(err.into());
+    if let Some(made) = provider
+        .find_charge(payment.id)
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(made);
+    }
+    let Some(next) = payments::next_attempt(db, payment).await? else {
+        // Another request moved it on first, or it was settled meanwhile.
+        return Err(BeginError::InProgress.into());
+    };
+    tracing::warn!(payment = %payment.id, attempt = next.provider_attempt,
+        "the provider kept failing a charge it never made; sending it under a new key");
+    provider
+        .charge(&charge_request(&next))
+        .await
+        .map_err(unavailable)
 }
 
 /// `POST /payment/webhook/stripe`: verifies `Stripe-Signature` over the raw body, then applies

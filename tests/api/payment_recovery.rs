@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, spawn_app_with};
@@ -455,4 +455,98 @@ async fn a_free_session_is_paid_and_refunded_without_asking_stripe() {
         )
         .await;
     assert_eq!(cancelled.assert_status(200)["payment_status"], "refunded");
+}
+
+#[actix_web::test]
+async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_under_a_new_one() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    // Stripe fails each first charge, and answers the same error under that key from then on
+    // (it keeps a failed request's answer for a day).
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(a_charge_key())
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
+            "type": "api_error", "message": "An unknown error occurred",
+        }})))
+        .expect(6)
+        .mount(&stripe)
+        .await;
+    let stuck = |student: crate::helpers::TestUser, session: Uuid| {
+        let app = &app;
+        async move {
+            for _ in 0..2 {
+                charge(app, &student.token, session, "pm_card_visa", "stuck")
+                    .await
+                    .assert_problem(503, "service_unavailable");
+            }
+            // Long after its last attempt.
+            sqlx::query(
+                "UPDATE payments SET provider_attempted_at = now() - interval '11 minutes' \
+                 WHERE session_id = $1 RETURNING id",
+            )
+            .bind(session)
+            .fetch_one(&app.db)
+            .await
+            .map(|row: sqlx::postgres::PgRow| sqlx::Row::get::<Uuid, _>(&row, "id"))
+            .expect("the payment")
+        }
+    };
+    let search = |payment: Uuid| {
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents/search"))
+            .and(query_param(
+                "query",
+                format!("metadata['payment_id']:'{payment}'").as_str(),
+            ))
+    };
+
+    // Stripe made no intent for the payment: the charge goes under its next key.
+    let (_, student, session) = booked_session(&app).await;
+    let payment = stuck(student.clone(), session).await;
+    search(payment)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "search_result", "data": [], "has_more": false,
+        })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header(
+            "idempotency-key",
+            format!("charge-{payment}-1").as_str(),
+        ))
+        .respond_with(intent("pi_second_try", "succeeded"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "stuck").await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+
+    // Stripe made one after all: it is that payment's charge, and none other is made.
+    let (_, student, session) = booked_session(&app).await;
+    let payment = stuck(student.clone(), session).await;
+    search(payment)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "search_result", "has_more": false,
+            "data": [{"id": "pi_made", "object": "payment_intent", "status": "succeeded",
+                      "metadata": {"payment_id": payment.to_string()}}],
+        })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "stuck").await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+    let made: (String, i32) =
+        sqlx::query_as("SELECT provider_ref, provider_attempt FROM payments WHERE id = $1")
+            .bind(payment)
+            .fetch_one(&app.db)
+            .await
+            .expect("the payment");
+    assert_eq!(made, ("pi_made".into(), 0));
 }

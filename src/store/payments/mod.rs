@@ -30,22 +30,29 @@ pub struct PaymentRecord {
     /// `None` for a payment begun before keys were kept per student, whose charge went to the
     /// provider under the student's key.
     pub student_id: Option<Uuid>,
+    /// How many times the charge was sent under a new key ([`next_attempt`]), and when it last
+    /// was (or when the payment began).
+    pub provider_attempt: i32,
+    pub provider_attempted_at: DateTime<Utc>,
 }
 
 impl PaymentRecord {
-    /// The key its charge is sent to the provider with, the same for every attempt: one of
-    /// ours, so students' keys never meet there (nor the keys of our cancellations and
-    /// refunds). A payment begun before that was sent the student's key, and keeps it.
+    /// The key its charge is sent to the provider with, the same for every request of one
+    /// attempt: one of ours, so students' keys never meet there (nor the keys of our
+    /// cancellations and refunds). A payment begun before that was first sent the student's
+    /// key, and keeps it.
     pub fn provider_key(&self) -> String {
-        match self.student_id {
-            Some(_) => format!("charge-{}", self.id),
-            None => self.idempotency_key.clone(),
+        match (self.provider_attempt, self.student_id) {
+            (0, Some(_)) => format!("charge-{}", self.id),
+            (0, None) => self.idempotency_key.clone(),
+            (attempt, _) => format!("charge-{}-{attempt}", self.id),
         }
     }
 }
 
 pub(super) const COLUMNS: &str = "id, session_id, provider, provider_ref, idempotency_key, amount_cents, \
-                       currency, status, client_secret, payment_method, created_at, student_id";
+                       currency, status, client_secret, payment_method, created_at, student_id, \
+                       provider_attempt, provider_attempted_at";
 
 /// Why a charge could not begin.
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +290,24 @@ pub async fn finish(
         payment,
         needs_refund,
     })
+}
+
+/// Moves a pending charge on to its next attempt, to be sent under a new key; `None` when it is
+/// not pending any more or another request moved it on first.
+pub async fn next_attempt(
+    pool: &PgPool,
+    payment: &PaymentRecord,
+) -> sqlx::Result<Option<PaymentRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE payments SET provider_attempt = provider_attempt + 1, \
+                             provider_attempted_at = now(), updated_at = now() \
+         WHERE id = $1 AND status = 'pending' AND provider_attempt = $2 \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(payment.id)
+    .bind(payment.provider_attempt)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Marks a charge left waiting on the student failed, once the provider has cancelled it; false
