@@ -208,22 +208,39 @@ async fn settle_abandoned(
 /// Stripe keeps answering a failed request's error under its key for a day, and its search may
 /// lag a new charge by a minute or so: this is well past that lag.
 const NEW_KEY_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// Stripe forgets an idempotency key after a day: a charge last attempted longer ago is looked
+/// up before it is sent again, so a resend can never make it twice.
+const KEY_FORGOTTEN_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(23);
 
 /// Sends a pending payment's charge to the provider, exactly as it was first asked for (its own
 /// key, method and amount, so a resend is deduplicated by the provider), and records the answer.
 /// A charge whose provider keeps failing long after its last attempt is looked up, and sent
-/// under a new key only if the provider never made it.
+/// under a new key only if the provider never made it; one last attempted a day ago is looked
+/// up before it is sent at all.
 async fn send(
     db: &PgPool,
     provider: &Payments,
     payment: &PaymentRecord,
 ) -> Result<PaymentRecord, ApiError> {
-    let outcome = match provider.charge(&charge_request(payment)).await {
-        Ok(outcome) => outcome,
-        Err(_) if chrono::Utc::now() - payment.provider_attempted_at >= NEW_KEY_AFTER => {
-            send_under_new_key(db, provider, payment).await?
-        }
-        Err(err) => return Err(ApiError::Unavailable(err.into())),
+    let since_attempt = chrono::Utc::now() - payment.provider_attempted_at;
+    // Past a day the provider has forgotten the key, and would make the charge again.
+    let made = if since_attempt >= KEY_FORGOTTEN_AFTER {
+        provider
+            .find_charge(payment.id)
+            .await
+            .map_err(|err| ApiError::Unavailable(err.into()))?
+    } else {
+        None
+    };
+    let outcome = match made {
+        Some(made) => made,
+        None => match provider.charge(&charge_request(payment)).await {
+            Ok(outcome) => outcome,
+            Err(_) if since_attempt >= NEW_KEY_AFTER => {
+                send_under_new_key(db, provider, payment).await?
+            }
+            Err(err) => return Err(ApiError::Unavailable(err.into())),
+        },
     };
     let finished = payments::finish(db, payment.id, &outcome).await?;
     if finished.needs_refund {

@@ -550,3 +550,57 @@ async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_unde
             .expect("the payment");
     assert_eq!(made, ("pi_made".into(), 0));
 }
+
+#[actix_web::test]
+async fn a_charge_last_sent_a_day_ago_is_looked_up_before_it_is_sent_again() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let (_, student, session) = booked_session(&app).await;
+    // Stripe's answer was lost; a day later it has forgotten the key, so a resend would make a
+    // second charge.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
+            "type": "api_error", "message": "An unknown error occurred",
+        }})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    charge(&app, &student.token, session, "pm_card_visa", "lost")
+        .await
+        .assert_problem(503, "service_unavailable");
+    let payment: Uuid = sqlx::query_scalar(
+        "UPDATE payments SET provider_attempted_at = now() - interval '25 hours', \
+                             updated_at = now() - interval '25 hours' \
+         WHERE session_id = $1 RETURNING id",
+    )
+    .bind(session)
+    .fetch_one(&app.db)
+    .await
+    .expect("the payment");
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "search_result", "has_more": false,
+            "data": [{"id": "pi_made_long_ago", "object": "payment_intent",
+                      "status": "succeeded", "metadata": {"payment_id": payment.to_string()}}],
+        })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(intent("pi_twice", "succeeded"))
+        .expect(0)
+        .mount(&stripe)
+        .await;
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "lost").await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+    let made: String = sqlx::query_scalar("SELECT provider_ref FROM payments WHERE id = $1")
+        .bind(payment)
+        .fetch_one(&app.db)
+        .await
+        .expect("the payment");
+    assert_eq!(made, "pi_made_long_ago");
+}

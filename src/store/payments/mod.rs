@@ -171,9 +171,9 @@ pub async fn begin(pool: &PgPool, charge: NewCharge<'_>) -> Result<Begun, BeginE
         {
             // A charge nobody has touched for long is taken over (one request wins the update):
             // a pending one whose request is surely over, or one the student left waiting for
-            // their action. Others are in progress. Even a day later, resending a pending one is
-            // safe: had the provider made the charge, its webhook (which names our payment)
-            // would have settled the payment long before.
+            // their action. Others are in progress. Resending a pending one is safe even a day
+            // later, when the provider has forgotten its key: it is looked up by our payment's
+            // id first (`routes::payments::send`).
             let abandoned: Option<PaymentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE payments SET updated_at = now() \
                  WHERE session_id = $1 \
