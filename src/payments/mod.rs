@@ -46,8 +46,22 @@ pub enum ChargeStatus {
 
 /// The provider could not be reached or answered nonsense; nothing is known to be charged.
 #[derive(Debug, thiserror::Error)]
-#[error("payment provider error: {0}")]
-pub struct ProviderError(pub String);
+#[error("payment provider error: {message}")]
+pub struct ProviderError {
+    pub message: String,
+    /// The provider answered this from its memory of the request's idempotency key: the
+    /// request did not run now, and will not run again under that key.
+    pub replayed: bool,
+}
+
+impl ProviderError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            replayed: false,
+        }
+    }
+}
 
 /// The configured provider.
 #[derive(Debug, Clone)]

@@ -60,7 +60,7 @@ impl StripeProvider {
                 "never".to_owned(),
             ));
         }
-        let (status, body) = self
+        let (status, body, replayed) = self
             .post("/v1/payment_intents", &request.idempotency_key, &form)
             .await?;
         if status.is_success() {
@@ -92,10 +92,15 @@ impl StripeProvider {
                 client_secret: None,
             });
         }
-        Err(ProviderError(format!(
-            "Stripe refused the charge ({status}): {}",
-            body["error"]["message"].as_str().unwrap_or("no message")
-        )))
+        // A 5xx replayed under the key is Stripe's memory of an earlier failure: it will answer
+        // the same for a day, however often the charge is sent under that key.
+        Err(ProviderError {
+            message: format!(
+                "Stripe refused the charge ({status}): {}",
+                body["error"]["message"].as_str().unwrap_or("no message")
+            ),
+            replayed: replayed && status.is_server_error(),
+        })
     }
 
     /// The PaymentIntent made for our payment, found by the id it carries in its metadata
@@ -108,21 +113,21 @@ impl StripeProvider {
             &format!("{}/v1/payment_intents/search", self.api_base),
             [("query", format!("metadata['payment_id']:'{payment_id}'"))],
         )
-        .map_err(|err| ProviderError(format!("a bad Stripe address: {err}")))?;
+        .map_err(|err| ProviderError::new(format!("a bad Stripe address: {err}")))?;
         let response = self
             .http
             .get(url)
             .bearer_auth(&self.secret_key)
             .send()
             .await
-            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+            .map_err(|err| ProviderError::new(format!("Stripe is unreachable: {err}")))?;
         let status = response.status();
         let body: Value = response
             .json()
             .await
-            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
+            .map_err(|err| ProviderError::new(format!("Stripe answered nonsense: {err}")))?;
         let Some(intents) = body["data"].as_array().filter(|_| status.is_success()) else {
-            return Err(ProviderError(format!(
+            return Err(ProviderError::new(format!(
                 "Stripe could not search PaymentIntents ({status})"
             )));
         };
@@ -139,7 +144,7 @@ impl StripeProvider {
     /// cancelled already (from Stripe's dashboard, or by an earlier attempt whose answer was
     /// lost) is cancelled: Stripe refuses it naming the intent's status.
     pub async fn cancel(&self, intent_id: &str) -> Result<(), ProviderError> {
-        let (status, body) = self
+        let (status, body, _) = self
             .post(
                 &format!("/v1/payment_intents/{intent_id}/cancel"),
                 &format!("cancel-{intent_id}"),
@@ -151,7 +156,7 @@ impl StripeProvider {
         if (status.is_success() && body["status"] == "canceled") || cancelled_before {
             Ok(())
         } else {
-            Err(ProviderError(format!(
+            Err(ProviderError::new(format!(
                 "Stripe did not cancel the PaymentIntent ({status})"
             )))
         }
@@ -160,7 +165,7 @@ impl StripeProvider {
     /// Refunds a PaymentIntent in full; returns the refund's id ([`ALREADY_REFUNDED`] when
     /// Stripe says the charge was refunded before, without naming the refund).
     pub async fn refund(&self, intent_id: &str) -> Result<String, ProviderError> {
-        let (status, body) = self
+        let (status, body, _) = self
             .post(
                 "/v1/refunds",
                 &format!("refund-{intent_id}"),
@@ -174,20 +179,21 @@ impl StripeProvider {
             _ if status.is_client_error() && body["error"]["code"] == "charge_already_refunded" => {
                 Ok(ALREADY_REFUNDED.to_owned())
             }
-            _ => Err(ProviderError(format!(
+            _ => Err(ProviderError::new(format!(
                 "Stripe refused the refund ({status})"
             ))),
         }
     }
 
-    /// A form-encoded POST to Stripe's API under an idempotency key: the status and the JSON
-    /// body, or why there is none.
+    /// A form-encoded POST to Stripe's API under an idempotency key: the status, the JSON body
+    /// and whether Stripe replayed its answer from an earlier request under the key
+    /// (`Idempotent-Replayed`), or why there is none.
     async fn post<F: serde::Serialize + ?Sized>(
         &self,
         path: &str,
         idempotency_key: &str,
         form: &F,
-    ) -> Result<(reqwest::StatusCode, Value), ProviderError> {
+    ) -> Result<(reqwest::StatusCode, Value, bool), ProviderError> {
         let response = self
             .http
             .post(format!("{}{path}", self.api_base))
@@ -196,20 +202,24 @@ impl StripeProvider {
             .form(form)
             .send()
             .await
-            .map_err(|err| ProviderError(format!("Stripe is unreachable: {err}")))?;
+            .map_err(|err| ProviderError::new(format!("Stripe is unreachable: {err}")))?;
         let status = response.status();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
         let body = response
             .json()
             .await
-            .map_err(|err| ProviderError(format!("Stripe answered nonsense: {err}")))?;
-        Ok((status, body))
+            .map_err(|err| ProviderError::new(format!("Stripe answered nonsense: {err}")))?;
+        Ok((status, body, replayed))
     }
 }
 
 fn intent_outcome(body: &Value) -> Result<ChargeOutcome, ProviderError> {
     let provider_ref = body["id"]
         .as_str()
-        .ok_or_else(|| ProviderError("a PaymentIntent without an id".to_owned()))?
+        .ok_or_else(|| ProviderError::new("a PaymentIntent without an id"))?
         .to_owned();
     let client_secret = body["client_secret"].as_str().map(str::to_owned);
     let status = match body["status"].as_str() {

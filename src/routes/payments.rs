@@ -203,32 +203,34 @@ async fn settle_abandoned(
     Ok(payments::find(db, abandoned.id).await?.unwrap_or(abandoned))
 }
 
-/// How long after a charge's last attempt its provider, still answering errors, is asked
-/// whether it made the charge at all, and, if it did not, the charge is sent under a new key.
-/// Stripe keeps answering a failed request's error under its key for a day, and its search may
-/// lag a new charge by a minute or so: this is well past that lag.
+/// How long after a charge's last request that may have run a replayed failure sends it under a
+/// new key, once the provider is found never to have made it. Stripe answers a failed request's
+/// error again under its key for a day, and its search may lag a new charge by a minute or so:
+/// this is well past that lag.
 const NEW_KEY_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
-/// Stripe forgets an idempotency key after a day: a charge last attempted longer ago is looked
-/// up before it is sent again, so a resend can never make it twice.
+/// Stripe forgets an idempotency key after a day: a charge last sent longer ago is looked up
+/// before it is sent again, so a resend can never make it twice.
 const KEY_FORGOTTEN_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(23);
 
 /// Sends a pending payment's charge to the provider, exactly as it was first asked for (its own
 /// key, method and amount, so a resend is deduplicated by the provider), and records the answer.
-/// A charge whose provider keeps failing long after its last attempt is looked up, and sent
-/// under a new key only if the provider never made it; one last attempted a day ago is looked
-/// up before it is sent at all.
+///
+/// `provider_attempted_at` is when a request of the charge last may have run at the provider.
+/// A charge the provider keeps failing from memory of its key (a replayed error) long after
+/// that is looked up, and sent under a new key only if the provider never made it; one last
+/// sent a day ago is looked up before it is sent at all.
 async fn send(
     db: &PgPool,
     provider: &Payments,
     payment: &PaymentRecord,
 ) -> Result<PaymentRecord, ApiError> {
+    let unavailable = |err: ProviderError| ApiError::Unavailable(err.into());
     let since_attempt = chrono::Utc::now() - payment.provider_attempted_at;
-    // Past a day the provider has forgotten the key, and would make the charge again.
     let made = if since_attempt >= KEY_FORGOTTEN_AFTER {
         provider
             .find_charge(payment.id)
             .await
-            .map_err(|err| ApiError::Unavailable(err.into()))?
+            .map_err(unavailable)?
     } else {
         None
     };
@@ -236,10 +238,17 @@ async fn send(
         Some(made) => made,
         None => match provider.charge(&charge_request(payment)).await {
             Ok(outcome) => outcome,
-            Err(_) if since_attempt >= NEW_KEY_AFTER => {
+            Err(err) if err.replayed && since_attempt >= NEW_KEY_AFTER => {
                 send_under_new_key(db, provider, payment).await?
             }
-            Err(err) => return Err(ApiError::Unavailable(err.into())),
+            Err(err) => {
+                if !err.replayed {
+                    // It may have run: the provider's search must catch up with it before any
+                    // new key is tried.
+                    payments::attempted(db, payment.id).await?;
+                }
+                return Err(unavailable(err));
+            }
         },
     };
     let finished = payments::finish(db, payment.id, &outcome).await?;
@@ -282,10 +291,15 @@ async fn send_under_new_key(
     };
     tracing::warn!(payment = %payment.id, attempt = next.provider_attempt,
         "the provider kept failing a charge it never made; sending it under a new key");
-    provider
-        .charge(&charge_request(&next))
-        .await
-        .map_err(unavailable)
+    match provider.charge(&charge_request(&next)).await {
+        Ok(outcome) => Ok(outcome),
+        Err(err) => {
+            if !err.replayed {
+                payments::attempted(db, payment.id).await?;
+            }
+            Err(unavailable(err))
+        }
+    }
 }
 
 /// `POST /payment/webhook/stripe`: verifies `Stripe-Signature` over the raw body, then applies

@@ -461,17 +461,32 @@ async fn a_free_session_is_paid_and_refunded_without_asking_stripe() {
 async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_under_a_new_one() {
     let stripe = MockServer::start().await;
     let app = stripe_app(&stripe, Duration::from_secs(60)).await;
-    // Stripe fails each first charge, and answers the same error under that key from then on
-    // (it keeps a failed request's answer for a day).
+    let failed = || {
+        ResponseTemplate::new(500).set_body_json(json!({"error": {
+            "type": "api_error", "message": "An unknown error occurred",
+        }}))
+    };
+    // Stripe fails the charge, and from then on answers the same error again from its memory
+    // of the key (for a day), saying so.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
         .and(a_charge_key())
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
-            "type": "api_error", "message": "An unknown error occurred",
-        }})))
-        .expect(6)
+        .respond_with(failed().insert_header("Idempotent-Replayed", "true"))
         .mount(&stripe)
         .await;
+    let age = |session: Uuid| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, Uuid>(
+                "UPDATE payments SET provider_attempted_at = now() - interval '11 minutes' \
+                 WHERE session_id = $1 RETURNING id",
+            )
+            .bind(session)
+            .fetch_one(&app.db)
+            .await
+            .expect("the payment")
+        }
+    };
     let stuck = |student: crate::helpers::TestUser, session: Uuid| {
         let app = &app;
         async move {
@@ -480,16 +495,8 @@ async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_unde
                     .await
                     .assert_problem(503, "service_unavailable");
             }
-            // Long after its last attempt.
-            sqlx::query(
-                "UPDATE payments SET provider_attempted_at = now() - interval '11 minutes' \
-                 WHERE session_id = $1 RETURNING id",
-            )
-            .bind(session)
-            .fetch_one(&app.db)
-            .await
-            .map(|row: sqlx::postgres::PgRow| sqlx::Row::get::<Uuid, _>(&row, "id"))
-            .expect("the payment")
+            // Long after its last request that may have run.
+            age(session).await
         }
     };
     let search = |payment: Uuid| {
@@ -504,6 +511,7 @@ async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_unde
     // Stripe made no intent for the payment: the charge goes under its next key.
     let (_, student, session) = booked_session(&app).await;
     let payment = stuck(student.clone(), session).await;
+    // Looked up once only (and not before the wait below is over).
     search(payment)
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "object": "search_result", "data": [], "has_more": false,
@@ -511,6 +519,31 @@ async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_unde
         .expect(1)
         .mount(&stripe)
         .await;
+    // But an error that is not a replay (a timeout, a first failure) may have made the charge
+    // just now, before Stripe's search can show it: no new key then, and the wait starts over.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(failed())
+        .with_priority(1)
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    for _ in 0..2 {
+        charge(&app, &student.token, session, "pm_card_visa", "stuck")
+            .await
+            .assert_problem(503, "service_unavailable");
+    }
+    let attempt: i32 = sqlx::query_scalar("SELECT provider_attempt FROM payments WHERE id = $1")
+        .bind(payment)
+        .fetch_one(&app.db)
+        .await
+        .expect("the payment");
+    assert_eq!(
+        attempt, 0,
+        "no new key after an error that may have made the charge"
+    );
+    age(session).await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
         .and(header(

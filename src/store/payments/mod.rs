@@ -30,8 +30,9 @@ pub struct PaymentRecord {
     /// `None` for a payment begun before keys were kept per student, whose charge went to the
     /// provider under the student's key.
     pub student_id: Option<Uuid>,
-    /// How many times the charge was sent under a new key ([`next_attempt`]), and when it last
-    /// was (or when the payment began).
+    /// How many times the charge was sent under a new key ([`next_attempt`]), and when a
+    /// request of it last may have run at the provider (it began, moved to a new key, or failed
+    /// without a replayed answer: [`attempted`]).
     pub provider_attempt: i32,
     pub provider_attempted_at: DateTime<Utc>,
 }
@@ -308,6 +309,19 @@ pub async fn next_attempt(
     .bind(payment.provider_attempt)
     .fetch_optional(pool)
     .await
+}
+
+/// Notes that a request of the charge may have just run at the provider (it failed without a
+/// replayed answer: a network error, a timeout, a first failure).
+pub async fn attempted(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE payments SET provider_attempted_at = now() \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(payment_id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Marks a charge left waiting on the student failed, once the provider has cancelled it; false
