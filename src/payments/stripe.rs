@@ -104,7 +104,7 @@ impl StripeProvider {
     }
 
     /// The PaymentIntent made for our payment, found by the id it carries in its metadata
-    /// (Stripe's search, which may lag a new intent by a minute or so); a succeeded one first.
+    /// (Stripe's search, which may lag a new intent by a minute or so).
     pub async fn find_intent(
         &self,
         payment_id: uuid::Uuid,
@@ -131,10 +131,15 @@ impl StripeProvider {
                 "Stripe could not search PaymentIntents ({status})"
             )));
         };
+        // Should there be several, the one that took the money, else one still alive.
+        let rank = |intent: &&Value| match intent["status"].as_str() {
+            Some("succeeded") => 0,
+            Some("canceled") => 2,
+            _ => 1,
+        };
         intents
             .iter()
-            .find(|intent| intent["status"] == "succeeded")
-            .or_else(|| intents.first())
+            .min_by_key(rank)
             .map(intent_outcome)
             .transpose()
     }

@@ -637,3 +637,35 @@ async fn a_charge_last_sent_a_day_ago_is_looked_up_before_it_is_sent_again() {
         .expect("the payment");
     assert_eq!(made, "pi_made_long_ago");
 }
+
+#[actix_web::test]
+async fn a_charge_begun_before_keys_were_per_student_is_sent_again_under_the_students_key() {
+    let stripe = MockServer::start().await;
+    let app = stripe_app(&stripe, Duration::from_secs(60)).await;
+    let (_, student, session) = booked_session(&app).await;
+    // As the previous release left it: no student, its request to Stripe never answered.
+    sqlx::query(
+        "INSERT INTO payments (id, session_id, provider, idempotency_key, amount_cents, \
+                               currency, payment_method, status) \
+         VALUES ($1, $2, 'stripe', 'legacy-key', 12000, 'BRL', 'pm_card_visa', 'pending')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(session)
+    .execute(&app.db)
+    .await
+    .expect("a payment of the previous release");
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("idempotency-key", "legacy-key"))
+        .respond_with(intent("pi_legacy", "succeeded"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    // The student's retry with the same key finds it and sends it as first sent.
+    let paid = charge(&app, &student.token, session, "pm_card_visa", "legacy-key").await;
+    assert_eq!(paid.assert_status(201)["status"], "succeeded");
+    assert_eq!(
+        payment_state(&app, session).await,
+        ("paid".into(), "succeeded".into())
+    );
+}

@@ -218,7 +218,8 @@ pub async fn find(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<Option<Paymen
     .await
 }
 
-/// The payment made with this key, if any.
+/// The payment a student made with this key, if any (a payment begun before keys were kept per
+/// student is its session's student's).
 pub async fn find_by_key(
     pool: &PgPool,
     provider: &str,
@@ -227,7 +228,10 @@ pub async fn find_by_key(
 ) -> sqlx::Result<Option<PaymentRecord>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM payments \
-         WHERE provider = $1 AND student_id = $2 AND idempotency_key = $3"
+         WHERE provider = $1 AND idempotency_key = $3 \
+           AND (student_id = $2 \
+                OR (student_id IS NULL \
+                    AND session_id IN (SELECT id FROM sessions WHERE student_id = $2)))"
     )))
     .bind(provider)
     .bind(student_id)
