@@ -241,14 +241,7 @@ async fn send(
             Err(err) if err.replayed && since_attempt >= NEW_KEY_AFTER => {
                 send_under_new_key(db, provider, payment).await?
             }
-            Err(err) => {
-                if !err.replayed {
-                    // It may have run: the provider's search must catch up with it before any
-                    // new key is tried.
-                    payments::attempted(db, payment.id).await?;
-                }
-                return Err(unavailable(err));
-            }
+            Err(err) => return Err(charge_failed(db, payment, err).await),
         },
     };
     let finished = payments::finish(db, payment.id, &outcome).await?;
@@ -293,13 +286,20 @@ async fn send_under_new_key(
         "the provider kept failing a charge it never made; sending it under a new key");
     match provider.charge(&charge_request(&next)).await {
         Ok(outcome) => Ok(outcome),
-        Err(err) => {
-            if !err.replayed {
-                payments::attempted(db, payment.id).await?;
-            }
-            Err(unavailable(err))
-        }
+        Err(err) => Err(charge_failed(db, &next, err).await),
     }
+}
+
+/// The answer to a charge request that failed. Unless the provider replayed an earlier answer,
+/// the request may have run: it is noted, so the provider's search can catch up with it before
+/// any new key is tried.
+async fn charge_failed(db: &PgPool, payment: &PaymentRecord, err: ProviderError) -> ApiError {
+    if !err.replayed
+        && let Err(db_err) = payments::attempted(db, payment.id).await
+    {
+        return db_err.into();
+    }
+    ApiError::Unavailable(err.into())
 }
 
 /// `POST /payment/webhook/stripe`: verifies `Stripe-Signature` over the raw body, then applies
