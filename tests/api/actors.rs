@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::SecondsFormat;
 use serde_json::json;
 
-use crate::helpers::{TestApp, all_day_rules, days_ahead_at, spawn_app_with};
+use crate::helpers::{TestApp, all_day_rules, days_ahead_at, id_of, spawn_app_with};
 
 /// How long a test waits for an actor to stop before it fails.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -160,10 +160,7 @@ async fn an_actor_kept_running_through_its_idle_checks_keeps_every_change_to_its
         poll.tick().await;
         let start = days_ahead_at(2, hour, 0);
         let booked = app.book(&student, tutor.id, start, 60).await;
-        let id = booked.assert_status(201)["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned();
+        let id = id_of(booked.assert_status(201));
         match hour % 3 {
             0 => taken.push(start),
             1 => {

@@ -535,20 +535,31 @@ pub async fn until_a_query_waits_on_a_lock(app: &TestApp) {
     .await;
 }
 
+/// The days of the week as availability rules name them.
+pub const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// The `id` of a created thing.
+pub fn id_of(body: &Value) -> Uuid {
+    body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("an id")
+}
+
 /// Every day, all day, in UTC: 30-minute slots, 30 to 180 minutes, an hour's notice.
 pub fn all_day_rules() -> Value {
-    let weekly: Vec<Value> = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|day| json!({"weekday": day, "start": "00:00", "end": "24:00"}))
-    .collect();
+    let weekly: Vec<Value> = WEEKDAYS
+        .iter()
+        .map(|day| json!({"weekday": day, "start": "00:00", "end": "24:00"}))
+        .collect();
     json!({
         "timezone": "UTC", "weekly": weekly, "exceptions": [],
         "slot_minutes": 30, "min_duration_minutes": 30, "max_duration_minutes": 180,

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, all_day_rules, days_ahead_at, eventually, spawn_app, spawn_app_with,
+    TestApp, WEEKDAYS, all_day_rules, days_ahead_at, eventually, id_of, spawn_app, spawn_app_with,
     spawn_second_node, students_direct,
 };
 
@@ -79,13 +79,6 @@ impl Client {
             }
         }
     }
-}
-
-fn id_of(body: &Value) -> Uuid {
-    body["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("an id")
 }
 
 #[actix_web::test]
@@ -352,16 +345,7 @@ async fn connections_leave_no_subscriptions_behind() {
 /// Rules whose 31-day snapshot is large (about 9 KB): four one-hour windows a day.
 fn fragmented_rules() -> Value {
     let mut rules = all_day_rules();
-    let days = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    rules["weekly"] = days
+    rules["weekly"] = WEEKDAYS
         .iter()
         .flat_map(|day| {
             (0..4).map(move |h| {

@@ -13,7 +13,7 @@ use wiremock::matchers::{body_string_contains, header, method, path, query_param
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, TestResponse, all_day_rules, days_ahead_at, spawn_app_with};
-use crate::stripe::{a_charge_key, booked_session, charge, stripe_key_of};
+use crate::stripe::{a_charge_key, booked_session, charge, stripe_api_error, stripe_key_of};
 
 const KEY: &str = "sk_test_local";
 const WEBHOOK_SECRET: &str = "whsec_recovery";
@@ -328,9 +328,7 @@ async fn refund_failed_at_cancellation_then_swept(next: ResponseTemplate) {
     // Stripe fails the refund at cancellation: the cancellation stands all the same.
     Mock::given(method("POST"))
         .and(path("/v1/refunds"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
-            "type": "api_error", "message": "An unknown error occurred",
-        }})))
+        .respond_with(stripe_api_error())
         .up_to_n_times(1)
         .expect(1)
         .mount(&stripe)
@@ -461,17 +459,12 @@ async fn a_free_session_is_paid_and_refunded_without_asking_stripe() {
 async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_under_a_new_one() {
     let stripe = MockServer::start().await;
     let app = stripe_app(&stripe, Duration::from_secs(60)).await;
-    let failed = || {
-        ResponseTemplate::new(500).set_body_json(json!({"error": {
-            "type": "api_error", "message": "An unknown error occurred",
-        }}))
-    };
     // Stripe fails the charge, and from then on answers the same error again from its memory
     // of the key (for a day), saying so.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
         .and(a_charge_key())
-        .respond_with(failed().insert_header("Idempotent-Replayed", "true"))
+        .respond_with(stripe_api_error().insert_header("Idempotent-Replayed", "true"))
         .mount(&stripe)
         .await;
     let age = |session: Uuid| {
@@ -523,7 +516,7 @@ async fn a_charge_stripe_keeps_failing_under_its_key_is_looked_up_then_sent_unde
     // just now, before Stripe's search can show it: no new key then, and the wait starts over.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(failed())
+        .respond_with(stripe_api_error())
         .with_priority(1)
         .up_to_n_times(1)
         .expect(1)
@@ -593,9 +586,7 @@ async fn a_charge_last_sent_a_day_ago_is_looked_up_before_it_is_sent_again() {
     // second charge.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
-            "type": "api_error", "message": "An unknown error occurred",
-        }})))
+        .respond_with(stripe_api_error())
         .up_to_n_times(1)
         .expect(1)
         .mount(&stripe)

@@ -2,16 +2,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, TestUser, all_day_rules, days_ahead_at, spawn_app, spawn_second_node,
+    TestApp, TestUser, all_day_rules, days_ahead_at, id_of, spawn_app, spawn_second_node,
     spawn_second_node_with,
 };
-
-fn id_of(body: &serde_json::Value) -> Uuid {
-    body["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("an id")
-}
 
 /// A tutor available all day (price 120.00 BRL per hour) and a student.
 async fn tutor_and_student(app: &TestApp) -> (TestUser, TestUser) {

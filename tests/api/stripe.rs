@@ -21,6 +21,13 @@ async fn app_on(api_base: &str) -> TestApp {
     .await
 }
 
+/// Stripe's answer when something went wrong on its side (`api_error`, 500).
+pub fn stripe_api_error() -> ResponseTemplate {
+    ResponseTemplate::new(500).set_body_json(json!({"error": {
+        "type": "api_error", "message": "An unknown error occurred",
+    }}))
+}
+
 /// Matches the idempotency key the server sends Stripe with a charge: one of its own per payment,
 /// never the student's.
 pub fn a_charge_key() -> HeaderRegexMatcher {
@@ -183,9 +190,7 @@ async fn a_network_failure_is_a_503_and_the_same_key_retries_the_same_charge() {
     // First, Stripe is down.
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {
-            "type": "api_error", "message": "An unknown error occurred",
-        }})))
+        .respond_with(stripe_api_error())
         .up_to_n_times(1)
         .expect(1)
         .mount(&stripe)
